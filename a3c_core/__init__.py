@@ -1,0 +1,24 @@
+"""a3c-lab: A3C on Atari Pong and Space Invaders, one module per idea of the lesson.
+
+=================  ==============================================================
+``config``         ``A3CConfig``: every knob, presets ``"seed"`` and ``"fast"``
+``preprocess``     crop / normalize / resize / channels-first (notebook 01)
+``envs``           ``make_env``: Gymnasium + ale-py with the wrappers
+``games``          Catch, a pixel game in the Atari frame format
+``model``          the conv-GRU actor-critic (notebook 02)
+``shared``         ``SharedAdam`` and gradient copying (notebook 03)
+``loss``           n-step returns, GAE, the A3C loss (notebook 04)
+``worker``         one training process
+``evaluator``      the greedy evaluation process
+``trainer``        ``Trainer``: start / stop / status / checkpoints
+``checkpoint``     atomic save, weights-only load
+=================  ==============================================================
+"""
+
+from .config import A3CConfig
+from .envs import make_env
+from .model import ActorCritic
+from .trainer import Trainer
+
+__all__ = ["A3CConfig", "ActorCritic", "Trainer", "make_env"]
+__version__ = "0.1.0"

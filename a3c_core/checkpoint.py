@@ -1,0 +1,66 @@
+"""Save and load training state safely.
+
+A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
+``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
+so far, plain lists). It is written to a temporary file in the same folder and then renamed, so a
+crash mid-save never leaves a half-written checkpoint under the real name. Loading uses
+``torch.load(weights_only=True)``: tensors and plain containers only, so a checkpoint from a
+stranger cannot run code on your machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "a3c-lab/1"
+REQUIRED_KEYS = ("format", "config", "model", "optimizer", "counters", "history")
+
+
+class CheckpointError(RuntimeError):
+    """A file that is not a readable a3c-lab checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (with ``format`` added) to ``path`` atomically; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save({"format": FORMAT, **payload}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated, corrupt, unsafe to unpickle, or not an a3c-lab checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or it holds "
+                              f"objects other than tensors and plain data): {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not an a3c-lab checkpoint (expected format {FORMAT!r}, found {found!r})")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+    return payload

@@ -1,0 +1,162 @@
+"""Every knob of an A3C run in one dataclass, with two presets.
+
+``A3CConfig()`` is the *seed* preset: the design of the student write-up this lab follows
+(160x160 colour frames, 8 workers, 30-step rollouts). ``A3CConfig.preset("fast")`` trades
+fidelity for speed on a laptop (grayscale, 80x80). Any field can be overridden:
+
+>>> A3CConfig.preset("fast", game="catch", workers=2).workers
+2
+
+A bad value raises ``ValueError`` naming the field, as soon as the config is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Short game names and the Gymnasium ids they build (``catch`` is this package's pixel game).
+GAMES: dict[str, str] = {
+    "pong": "ALE/Pong-v5",
+    "space_invaders": "ALE/SpaceInvaders-v5",
+    "catch": "A3CLab/Catch-v0",
+}
+
+
+@dataclass
+class A3CConfig:
+    """Hyperparameters and settings of one training run (defaults: the seed preset)."""
+
+    # --- the game ---
+    game: str = field(default="pong", metadata={"help": f"game to play: {', '.join(GAMES)}"})
+    frame_skip: int = field(default=4, metadata={"help": "emulator frames per agent step (the action repeats)"})
+    sticky_action_prob: float = field(
+        default=0.0,
+        metadata={"help": "probability that the emulator repeats the previous action instead (ALE v5 uses 0.25; "
+                          "0 matches the write-up's deterministic Pong)"})
+    shaped_rewards: bool | None = field(
+        default=None,
+        metadata={"help": "Space Invaders reward shaping (+0.1 per alien hit, -1 per life lost); "
+                          "default: on for space_invaders, off otherwise"})
+    max_episode_steps: int = field(default=0, metadata={"help": "cut episodes after this many agent steps (0: the game's own end)"})
+
+    # --- what the model sees ---
+    height: int = field(default=160, metadata={"help": "height of the resized state in pixels"})
+    width: int = field(default=160, metadata={"help": "width of the resized state in pixels"})
+    grayscale: bool = field(default=False, metadata={"help": "one channel per frame instead of three"})
+    frame_stack: int = field(default=1, metadata={"help": "how many latest states the model sees at once (1 or 4)"})
+
+    # --- the model ---
+    hidden_size: int = field(default=256, metadata={"help": "size of the GRU's hidden state"})
+
+    # --- A3C ---
+    workers: int = field(default=8, metadata={"help": "training processes that update the shared model"})
+    rollout_steps: int = field(default=30, metadata={"help": "agent steps between two gradient updates of a worker"})
+    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
+    gae_lambda: float = field(default=1.0, metadata={"help": "GAE lambda; 1.0 gives the plain n-step advantage R - V"})
+    lr: float = field(default=1e-4, metadata={"help": "Adam learning rate of the shared optimizer"})
+    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
+    value_coef: float = field(default=0.5, metadata={"help": "weight of the value loss"})
+    max_grad_norm: float = field(default=40.0, metadata={"help": "clip each update's gradient to this global norm"})
+    seed: int = field(default=0, metadata={"help": "base random seed; worker i uses seed + i"})
+
+    # --- run control and reporting ---
+    max_steps: int = field(default=0, metadata={"help": "stop after this many agent steps in all workers (0: no limit)"})
+    max_minutes: float = field(default=0.0, metadata={"help": "stop after this many minutes (0: no limit)"})
+    checkpoint_minutes: float = field(default=10.0, metadata={"help": "minutes between periodic checkpoints"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "how many periodic checkpoints to keep"})
+    eval_steps_per_second: float = field(
+        default=30.0,
+        metadata={"help": "pace of the greedy evaluator, so that it leaves the cores to the workers and plays at "
+                          "a speed a person can watch (0: as fast as it can)"})
+    eval_frame_every: int = field(default=2, metadata={"help": "the evaluator sends every N-th frame for display (0: none)"})
+    restart_crashed: bool = field(default=True, metadata={"help": "restart a worker process that crashed"})
+    run_dir: str = field(default="runs", metadata={"help": "folder under which each run gets its own folder"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field whose value cannot work."""
+        if self.game not in GAMES:
+            raise ValueError(f"game={self.game!r} is not supported; choose one of: {', '.join(GAMES)}")
+        positive_ints = ("frame_skip", "height", "width", "hidden_size", "workers", "rollout_steps")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.frame_stack not in (1, 4):
+            raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
+        if self.height < 16 or self.width < 16:
+            raise ValueError(f"height and width must be at least 16 pixels, got {self.height}x{self.width}")
+        for name in ("sticky_action_prob", "gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        for name in ("lr", "max_grad_norm"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps",
+                     "eval_frame_every", "eval_steps_per_second"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.checkpoint_minutes <= 0:
+            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}")
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def env_id(self) -> str:
+        """The Gymnasium id of ``game``."""
+        return GAMES[self.game]
+
+    @property
+    def use_shaped_rewards(self) -> bool:
+        """Whether the Space Invaders reward shaping is applied (see ``shaped_rewards``)."""
+        if self.shaped_rewards is None:
+            return self.game == "space_invaders"
+        return bool(self.shaped_rewards) and self.game == "space_invaders"
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of one model input: (1 or 3) x frame_stack."""
+        return (1 if self.grayscale else 3) * self.frame_stack
+
+    @property
+    def state_shape(self) -> tuple[int, int, int]:
+        """Shape of one model input ``(C, H, W)``."""
+        return (self.in_channels, self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (JSON- and checkpoint-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "A3CConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "A3CConfig":
+        """A named preset (``"seed"`` or ``"fast"``) with ``overrides`` applied on top."""
+        if name not in PRESETS:
+            raise ValueError(f"preset={name!r} is unknown; choose one of: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def replace(self, **overrides: Any) -> "A3CConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **overrides)
+
+
+#: Presets as field overrides of the defaults. "seed" is the write-up's design.
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": {},
+    "fast": {"grayscale": True, "height": 80, "width": 80, "hidden_size": 256, "lr": 3e-4},
+}

@@ -1,0 +1,63 @@
+"""One model, many processes: shared weights and a shared Adam (notebook 03).
+
+The trainer builds one :class:`~a3c_core.model.ActorCritic` and calls ``share_memory()`` on it: its
+parameters now live in shared memory, and every worker process that receives the model sees the
+same bytes. A worker trains a *local* copy, then:
+
+1. :func:`copy_gradients` makes the local gradients the shared parameters' gradients;
+2. ``SharedAdam.step()`` updates the shared weights in place (every process sees the change);
+3. ``local.load_state_dict(shared.state_dict())`` reloads the new weights.
+
+Adam keeps a step count and two running moments per parameter. If each worker kept its own, the
+moments would describe one worker's gradients only; :class:`SharedAdam` puts them in shared memory
+too, so all workers update one Adam. The update rule itself is ``torch.optim.Adam``'s own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+class SharedAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose state (step, exp_avg, exp_avg_sq) lives in shared memory.
+
+    The state is created eagerly here (Adam would create it lazily at the first step, in whichever
+    process stepped first, in private memory) and moved to shared memory. ``step()`` is Adam's own.
+    Pass the optimizer to worker processes together with the shared model.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        # foreach=False: the plain per-parameter update, the same on every platform.
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = torch.zeros((), dtype=torch.float32).share_memory_()
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format).share_memory_()
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format).share_memory_()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Adam's own loading (it makes new state tensors), then those tensors go to shared memory.
+
+        Call it before the worker processes start, as the trainer does when it resumes.
+        """
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            for value in state.values():
+                if torch.is_tensor(value):
+                    value.share_memory_()
+
+
+def copy_gradients(local_model: nn.Module, shared_model: nn.Module) -> None:
+    """Make the local model's gradients the shared model's gradients (no copy of the data).
+
+    ``.grad`` is an attribute of this process's view of a shared parameter, so setting it is private
+    to the worker; the optimizer then reads it when it updates the shared weights.
+    """
+    for local, shared in zip(local_model.parameters(), shared_model.parameters()):
+        shared.grad = local.grad
+

@@ -1,0 +1,363 @@
+"""The kernel-side handle of a training run: starts, watches, checkpoints and stops the processes.
+
+::
+
+    trainer = Trainer(A3CConfig.preset("fast", game="catch", workers=2))
+    trainer.start()          # returns at once; workers and the evaluator train in the background
+    trainer.status()         # frames, frames/s, rewards ...
+    trainer.stop()           # cooperative stop, then a final checkpoint
+
+One background thread in this process (the *reader*) drains the report queue into
+:class:`History`, appends every record to ``metrics.jsonl`` in the run folder, restarts crashed
+workers, writes periodic checkpoints and stops the run at ``max_steps`` / ``max_minutes``.
+Children watch their parent: if this process dies, they exit by themselves.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import multiprocessing as mp
+import queue as queue_module
+import statistics
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import A3CConfig
+from .envs import action_names, make_env
+from .evaluator import run_evaluator
+from .model import ActorCritic
+from .shared import SharedAdam
+from .worker import run_worker
+
+#: Reports waiting in the queue at most; beyond that, children drop them (frames first in practice).
+QUEUE_SIZE = 2000
+#: Seconds a stop waits for processes to finish their update before terminating them.
+STOP_TIMEOUT = 15.0
+
+
+@dataclass
+class History:
+    """Everything reported so far, as plain lists of dicts (checkpoint- and JSON-safe).
+
+    Each record has ``steps`` (agent steps of all workers at that moment) and ``elapsed``
+    (training seconds since the run first started, across resumes).
+    """
+
+    evals: list[dict[str, Any]] = field(default_factory=list)     # greedy evaluator episodes
+    episodes: list[dict[str, Any]] = field(default_factory=list)  # worker training episodes
+    losses: list[dict[str, Any]] = field(default_factory=list)    # averaged loss terms per worker
+    errors: list[dict[str, Any]] = field(default_factory=list)    # crashes, with tracebacks
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, list[dict[str, Any]]]) -> "History":
+        return cls(**{key: list(values.get(key, [])) for key in ("evals", "episodes", "losses", "errors")})
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+class Trainer:
+    """Owns the shared model and optimizer, the counters, the queue, the stop event and the processes.
+
+    Args:
+        config: the run's settings.
+        run_dir: folder for ``metrics.jsonl``, ``config.json`` and ``checkpoints/``; default
+            ``<config.run_dir>/<game>-<date>-<time>``.
+        verbose: print what happens (start, stop, crashes, checkpoints).
+    """
+
+    def __init__(self, config: A3CConfig, run_dir: str | Path | None = None, verbose: bool = True):
+        self.config = config
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = Path(run_dir) if run_dir else Path(config.run_dir) / f"{config.game}-{stamp}"
+        self.verbose = verbose
+        env = make_env(config)
+        self.action_names = action_names(env)
+        env.close()
+        self.model = ActorCritic.from_config(config, len(self.action_names)).share_memory()
+        self.optimizer = SharedAdam(self.model.parameters(), lr=config.lr)
+        self.history = History()
+        self.latest_frame: dict[str, Any] | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.restarts = 0
+
+        self._ctx = mp.get_context("spawn")
+        self._steps = self._ctx.Value("q", 0)
+        self._stop_event = self._ctx.Event()
+        self._queue = self._ctx.Queue(maxsize=QUEUE_SIZE)
+        self._processes: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._elapsed_before = 0.0
+        self._started_at: float | None = None  # wall-clock time of the current start()
+        self._rate = deque(maxlen=30)           # (time, steps) samples for frames/s
+        self._last_checkpoint = 0.0
+        self._checkpoints: list[Path] = []
+        atexit.register(self._at_exit)
+
+    # -------------------------------------------------------------------------------- life cycle
+    @property
+    def running(self) -> bool:
+        return self._started_at is not None
+
+    @property
+    def steps(self) -> int:
+        """Agent steps taken by all workers (across resumes)."""
+        return int(self._steps.value)
+
+    @property
+    def frames(self) -> int:
+        """Emulator frames: agent steps times frame skip (Catch has no frame skip)."""
+        return self.steps * (1 if self.config.game == "catch" else self.config.frame_skip)
+
+    @property
+    def elapsed(self) -> float:
+        """Training seconds so far (across resumes)."""
+        running = time.time() - self._started_at if self._started_at is not None else 0.0
+        return self._elapsed_before + running
+
+    def start(self) -> "Trainer":
+        """Start the workers, the evaluator and the reader thread; returns at once."""
+        with self._lock:
+            if self.running:
+                self._say("already running: start() did nothing")
+                return self
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+            self._stop_event.clear()
+            self._halt.clear()
+            self._started_at = time.time()
+            self._last_checkpoint = time.monotonic()
+            self._rate.clear()
+            for rank in range(self.config.workers):
+                self._spawn(f"worker {rank}")
+            self._spawn("evaluator")
+            self._reader = threading.Thread(target=self._read_reports, name="a3c-reader", daemon=True)
+            self._reader.start()
+        self._say(f"started {self.config.workers} workers and the evaluator on {self.config.game} "
+                  f"(run folder {self.run_dir})")
+        return self
+
+    def stop(self, save: bool = True) -> Path | None:
+        """Stop every process cooperatively (terminate after a timeout), then save a checkpoint.
+
+        Returns the checkpoint path (``None`` if ``save`` is false or nothing was running).
+        """
+        if not self._lock.acquire(timeout=2 * STOP_TIMEOUT):
+            return None
+        try:
+            if not self.running:
+                self._say("not running: stop() did nothing")
+                return None
+            self._stop_event.set()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for process in self._processes.values():
+                process.join(max(0.1, deadline - time.monotonic()))
+            for process in self._processes.values():
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5)
+            self._halt.set()
+            if self._reader is not None and self._reader is not threading.current_thread():
+                self._reader.join()
+            self._drain()
+            self._elapsed_before = self.elapsed
+            self._started_at = None
+            self._processes.clear()
+            path = self.save() if save else None
+        finally:
+            self._lock.release()
+        self._say(f"stopped at {self.steps:,} steps after {self.elapsed / 60:.1f} min"
+                  + (f"; checkpoint {path}" if path else ""))
+        return path
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run stops by itself (``max_steps`` / ``max_minutes``); True if it has."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def __enter__(self) -> "Trainer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def _at_exit(self) -> None:
+        if self.running:
+            self.stop()
+
+    # -------------------------------------------------------------------------------- processes
+    def _spawn(self, name: str) -> None:
+        if name == "evaluator":
+            target, args = run_evaluator, (self.config, self.model, self._steps, self._stop_event, self._queue)
+        else:
+            rank = int(name.split()[1])
+            target, args = run_worker, (rank, self.config, self.model, self.optimizer, self._steps,
+                                        self._stop_event, self._queue)
+        process = self._ctx.Process(target=target, args=args, name=f"a3c {name}", daemon=True)
+        process.start()
+        self._processes[name] = process
+
+    def _check_processes(self) -> None:
+        """Report children that died with an error; restart them if ``restart_crashed``."""
+        for name, process in list(self._processes.items()):
+            if process.is_alive() or process.exitcode == 0 or self._stop_event.is_set():
+                continue
+            record = {"kind": "error", "source": name, "time": time.time(),
+                      "error": f"{name} exited with code {process.exitcode}"}
+            self._handle(record)
+            if self.config.restart_crashed:
+                self._spawn(name)
+                self.restarts += 1
+                self._say(f"{name} crashed (exit code {process.exitcode}) and was restarted")
+            else:
+                del self._processes[name]
+                self._say(f"{name} crashed (exit code {process.exitcode}); training goes on without it")
+
+    def process_ids(self) -> dict[str, int]:
+        """PIDs of the live child processes, by name."""
+        return {name: p.pid for name, p in self._processes.items() if p.is_alive()}
+
+    # -------------------------------------------------------------------------------- reports
+    def _read_reports(self) -> None:
+        last_check = 0.0
+        while not self._halt.is_set():
+            try:
+                self._handle(self._queue.get(timeout=0.1))
+            except queue_module.Empty:
+                pass
+            now = time.monotonic()
+            if now - last_check < 1.0:
+                continue
+            last_check = now
+            self._rate.append((now, self.steps))
+            self._check_processes()
+            if now - self._last_checkpoint >= 60 * self.config.checkpoint_minutes:
+                self.save()
+            limit_steps = self.config.max_steps and self.steps >= self.config.max_steps
+            limit_time = self.config.max_minutes and self.elapsed >= 60 * self.config.max_minutes
+            if limit_steps or limit_time:
+                threading.Thread(target=self.stop, name="a3c-stop", daemon=True).start()
+                return
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._handle(self._queue.get_nowait())
+            except (queue_module.Empty, OSError, ValueError):
+                return
+
+    def _handle(self, record: dict[str, Any]) -> None:
+        kind = record["kind"]
+        if kind == "frame":
+            self.latest_frame = record
+        else:
+            record = {**record, "elapsed": self._elapsed_before + record["time"] - (self._started_at or record["time"])}
+            {"eval": self.history.evals, "episode": self.history.episodes, "losses": self.history.losses,
+             "error": self.history.errors}[kind].append(record)
+            with open(self.run_dir / "metrics.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            if kind == "error" and self.verbose:
+                print(f"[a3c] {record['source']} reported an error:\n{record['error']}", file=sys.stderr)
+        for listener in self.listeners:
+            listener(record)
+
+    # -------------------------------------------------------------------------------- status
+    def steps_per_second(self) -> float:
+        """Agent steps per second over the last ~30 s (0 before two samples)."""
+        if len(self._rate) < 2:
+            return 0.0
+        (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot: running, steps, frames, frames/s, elapsed, episodes, rewards (latest and mean of 10)."""
+        evals = [e["score"] for e in self.history.evals]
+        per_worker: dict[int, list[float]] = {}
+        for episode in self.history.episodes:
+            per_worker.setdefault(episode["rank"], []).append(episode["reward"])
+        frame_factor = self.frames / self.steps if self.steps else 1
+        return {
+            "running": self.running,
+            "steps": self.steps,
+            "frames": self.frames,
+            "steps_per_second": self.steps_per_second(),
+            "frames_per_second": self.steps_per_second() * frame_factor,
+            "elapsed": self.elapsed,
+            "episodes": len(self.history.episodes),
+            "eval_episodes": len(evals),
+            "eval_latest": evals[-1] if evals else None,
+            "eval_mean10": _mean(evals[-10:]),
+            "workers": {rank: {"latest": rewards[-1], "mean10": _mean(rewards[-10:]), "episodes": len(rewards)}
+                        for rank, rewards in sorted(per_worker.items())},
+            "errors": len(self.history.errors),
+            "restarts": self.restarts,
+            "processes_alive": len(self.process_ids()),
+        }
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"Trainer({self.config.game}, {state}, {self.steps:,} steps, {self.elapsed / 60:.1f} min, {self.run_dir})"
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(f"[a3c] {message}", file=sys.stderr)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write a checkpoint (default ``run_dir/checkpoints/step-<steps>.pt``), keeping the last K."""
+        default = path is None
+        path = Path(path) if path else self.run_dir / "checkpoints" / f"step-{self.steps:012d}.pt"
+        save_checkpoint(path, {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": {"steps": self.steps, "elapsed": self.elapsed},
+            "history": self.history.to_dict(),
+            "action_names": self.action_names,
+        })
+        self._last_checkpoint = time.monotonic()
+        if default:
+            if path not in self._checkpoints:
+                self._checkpoints.append(path)
+            while len(self._checkpoints) > self.config.keep_checkpoints:
+                self._checkpoints.pop(0).unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, run_dir: str | Path | None = None, verbose: bool = True,
+                        **overrides: Any) -> "Trainer":
+        """A stopped trainer that continues where ``path`` left off (weights, Adam state, counters, history).
+
+        By default it keeps writing into the checkpoint's run folder. ``overrides`` change config
+        fields (for example ``workers=4`` or ``max_minutes=30``).
+        """
+        payload = load_checkpoint(path)
+        config = A3CConfig.from_dict({**payload["config"], **overrides})
+        path = Path(path)
+        if run_dir is None:
+            run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        trainer = cls(config, run_dir=run_dir, verbose=verbose)
+        trainer.model.load_state_dict(payload["model"])
+        trainer.optimizer.load_state_dict(payload["optimizer"])
+        trainer._steps.value = int(payload["counters"]["steps"])
+        trainer._elapsed_before = float(payload["counters"]["elapsed"])
+        trainer.history = History.from_dict(payload["history"])
+        trainer._checkpoints = sorted((Path(run_dir) / "checkpoints").glob("step-*.pt"))
+        return trainer

@@ -1,0 +1,132 @@
+"""One training process of A3C (notebook 05): rollout -> loss -> shared update -> resync.
+
+The trainer starts ``config.workers`` of these with the ``spawn`` start method. Each one plays its
+own copy of the game with its own seed and its own local model, and every ``rollout_steps`` steps
+(or at the end of an episode) turns what it saw into a gradient for the one shared model.
+
+Workers talk to the kernel only through a queue of small dicts (``kind`` = ``"episode"``,
+``"losses"`` or ``"error"``). A full queue drops the record: a report never blocks training.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queue_module
+import time
+import traceback
+from multiprocessing import parent_process
+from typing import Any
+
+import torch
+
+from .config import A3CConfig
+from .envs import episode_score, make_env
+from .loss import a3c_loss
+from .model import ActorCritic, policy_step
+from .shared import SharedAdam, copy_gradients
+
+#: Loss terms are averaged over this many updates before one "losses" record is sent.
+LOSS_REPORT_EVERY = 20
+
+
+def setup_child_process() -> None:
+    """First thing in every child: one torch thread, so that N processes share N cores without
+    oversubscription (and without the OpenMP hang of forked children)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def parent_alive() -> bool:
+    """False once the process that started this one has died (kernel restarted or killed)."""
+    parent = parent_process()
+    return parent is None or parent.is_alive()
+
+
+def send(queue: Any, record: dict[str, Any]) -> None:
+    """Put ``record`` on ``queue`` without waiting; drop it if the queue is full."""
+    try:
+        queue.put_nowait(record)
+    except queue_module.Full:
+        pass
+
+
+def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
+               steps: Any, stop_event: Any, queue: Any) -> None:
+    """Train until ``stop_event`` is set, ``config.max_steps`` is reached or the parent dies.
+
+    Args:
+        rank: worker number; the game is seeded with ``config.seed + rank``.
+        shared_model: the model in shared memory (``share_memory()`` was called).
+        optimizer: the :class:`SharedAdam` over ``shared_model``'s parameters.
+        steps: a shared ``multiprocessing.Value`` counting agent steps of all workers.
+        stop_event: a ``multiprocessing.Event``; set means stop.
+        queue: a ``multiprocessing.Queue`` for reports to the kernel.
+    """
+    setup_child_process()
+    source = f"worker {rank}"
+    try:
+        torch.manual_seed(config.seed + rank)
+        env = make_env(config)
+        model = ActorCritic.from_config(config, env.action_space.n)
+        model.load_state_dict(shared_model.state_dict())
+        obs, _ = env.reset(seed=config.seed + rank)
+        hidden = model.initial_state()
+        episode_reward, episode_length, loss_sums, updates = 0.0, 0, torch.zeros(3), 0
+        while not stop_event.is_set() and parent_alive():
+            if config.max_steps and steps.value >= config.max_steps:
+                break
+            model.load_state_dict(shared_model.state_dict())
+            hidden = hidden.detach()  # gradients flow back only through this rollout
+            rewards, values, log_probs, entropies = [], [], [], []
+            done = False
+            for _ in range(config.rollout_steps):
+                state = torch.from_numpy(obs).unsqueeze(0)
+                action, log_prob, entropy, value, hidden = policy_step(model, state, hidden)
+                obs, reward, terminated, truncated, info = env.step(action)
+                rewards.append(float(reward))
+                values.append(value)
+                log_probs.append(log_prob)
+                entropies.append(entropy)
+                episode_reward += float(reward)
+                episode_length += 1
+                done = terminated or truncated
+                if done:
+                    break
+            with steps.get_lock():
+                steps.value += len(rewards)
+
+            if done:
+                bootstrap = 0.0
+            else:
+                with torch.no_grad():
+                    _, bootstrap_value, _ = model(torch.from_numpy(obs).unsqueeze(0), hidden)
+                bootstrap = float(bootstrap_value)
+            terms = a3c_loss(rewards, torch.stack(values), torch.stack(log_probs), torch.stack(entropies),
+                             bootstrap, config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef)
+            model.zero_grad(set_to_none=True)
+            terms.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            copy_gradients(model, shared_model)
+            optimizer.step()
+
+            loss_sums += torch.tensor([terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rewards)])
+            updates += 1
+            if updates % LOSS_REPORT_EVERY == 0:
+                policy, value, entropy = (loss_sums / LOSS_REPORT_EVERY).tolist()
+                send(queue, {"kind": "losses", "source": source, "rank": rank, "steps": steps.value,
+                             "time": time.time(), "policy_loss": policy, "value_loss": value, "entropy": entropy})
+                loss_sums.zero_()
+
+            if done:
+                score = episode_score(info)
+                send(queue, {"kind": "episode", "source": source, "rank": rank, "steps": steps.value,
+                             "time": time.time(), "reward": episode_reward,
+                             "score": episode_reward if score is None else score, "length": episode_length})
+                obs, _ = env.reset()
+                hidden = model.initial_state()
+                episode_reward, episode_length = 0.0, 0
+        env.close()
+    except Exception:  # reported to the kernel, which shows it and may restart the worker
+        send(queue, {"kind": "error", "source": source, "rank": rank, "time": time.time(),
+                     "error": traceback.format_exc()})
+        raise
