@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from .config import A3CConfig
+from .model import ActorCritic
+
 FORMAT = "a3c-lab/1"
 REQUIRED_KEYS = ("format", "config", "model", "optimizer", "counters", "history")
 
@@ -64,3 +67,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path} is missing {', '.join(missing)}")
     return payload
+
+
+def load_model(path: str | os.PathLike) -> tuple[ActorCritic, A3CConfig, list[str]]:
+    """The trained model of a checkpoint (in eval mode), its config and the game's action names."""
+    payload = load_checkpoint(path)
+    config = A3CConfig.from_dict(payload["config"])
+    names = list(payload.get("action_names", []))
+    n_actions = payload["model"]["policy.bias"].shape[0]
+    model = ActorCritic.from_config(config, n_actions)
+    model.load_state_dict(payload["model"])
+    return model.eval(), config, names

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -26,43 +26,66 @@ from .worker import parent_alive, send, setup_child_process
 EVAL_SEED_OFFSET = 10_000
 
 
+def play_episode(model: ActorCritic, env: Any, seed: int | None = None, greedy: bool = True,
+                 record: bool = False, on_step: Callable[[int, int], bool] | None = None,
+                 max_steps: int = 100_000) -> dict[str, Any]:
+    """Play one episode with ``model`` from a fresh ``env.reset(seed=seed)``.
+
+    ``on_step(t, action)`` is called after each step t = 1, 2, ...; returning False ends the episode
+    early. ``env`` must come from ``make_env(config, render_mode="rgb_array")`` when ``record`` is true.
+
+    Returns ``reward`` (shaped, as trained), ``score`` (the game's own), ``length``, ``finished``
+    (the game ended, rather than ``on_step`` or ``max_steps``) and ``frames``: if ``record``, the raw
+    ``(210, 160, 3)`` uint8 frames from the first to the last.
+    """
+    obs, _ = env.reset(seed=seed)
+    hidden = model.initial_state()
+    frames = [env.render()] if record else []
+    reward_sum, length, finished, info = 0.0, 0, False, {}
+    while not finished and length < max_steps:
+        with torch.no_grad():
+            action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden, greedy=greedy)
+        obs, reward, terminated, truncated, info = env.step(action)
+        reward_sum += float(reward)
+        length += 1
+        finished = terminated or truncated
+        if record:
+            frames.append(env.render())
+        if on_step is not None and on_step(length, action) is False:
+            break
+    score = episode_score(info)
+    return {"reward": reward_sum, "score": reward_sum if score is None else score, "length": length,
+            "finished": finished, "frames": frames}
+
+
 def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop_event: Any, queue: Any) -> None:
     """Play greedy episodes with the latest shared weights until ``stop_event`` is set or the parent dies."""
     setup_child_process()
     try:
         env = make_env(config, render_mode="rgb_array")
-        model = ActorCritic.from_config(config, env.action_space.n)
-        model.eval()
-        obs, _ = env.reset(seed=config.seed + EVAL_SEED_OFFSET)
-        episode = 0
+        model = ActorCritic.from_config(config, env.action_space.n).eval()
         pace = 1.0 / config.eval_steps_per_second if config.eval_steps_per_second else 0.0
+        episode, next_step = 0, time.monotonic()
+
+        def on_step(t: int, action: int) -> bool:
+            nonlocal next_step
+            if config.eval_frame_every and t % config.eval_frame_every == 0:
+                send(queue, {"kind": "frame", "source": "evaluator", "steps": steps.value, "time": time.time(),
+                             "episode": episode, "t": t, "frame": env.render(), "action": action})
+            if pace:  # sleep to keep the pace; never try to catch up after a slow step
+                next_step = max(next_step + pace, time.monotonic())
+                time.sleep(next_step - time.monotonic())
+            return not stop_event.is_set() and (t % 500 != 0 or parent_alive())
+
         while not stop_event.is_set() and parent_alive():
             model.load_state_dict(shared_model.state_dict())
-            hidden = model.initial_state()
-            reward_sum, length, done, next_step = 0.0, 0, False, time.monotonic()
-            while not done and not stop_event.is_set():
-                with torch.no_grad():
-                    action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden,
-                                                          greedy=True)
-                obs, reward, terminated, truncated, info = env.step(action)
-                reward_sum += float(reward)
-                length += 1
-                done = terminated or truncated
-                if config.eval_frame_every and length % config.eval_frame_every == 0:
-                    send(queue, {"kind": "frame", "source": "evaluator", "steps": steps.value, "time": time.time(),
-                                 "episode": episode, "t": length, "frame": env.render(), "action": action})
-                if pace:  # sleep to keep the pace; never try to catch up after a slow step
-                    next_step = max(next_step + pace, time.monotonic())
-                    time.sleep(next_step - time.monotonic())
-                if length % 500 == 0 and not parent_alive():
-                    return
-            if done:
-                score = episode_score(info)
+            seed = config.seed + EVAL_SEED_OFFSET if episode == 0 else None
+            result = play_episode(model, env, seed=seed, greedy=True, on_step=on_step)
+            if result["finished"]:
                 send(queue, {"kind": "eval", "source": "evaluator", "steps": steps.value, "time": time.time(),
-                             "episode": episode, "reward": reward_sum,
-                             "score": reward_sum if score is None else score, "length": length})
+                             "episode": episode, "reward": result["reward"], "score": result["score"],
+                             "length": result["length"]})
                 episode += 1
-                obs, _ = env.reset()
         env.close()
     except Exception:
         send(queue, {"kind": "error", "source": "evaluator", "time": time.time(), "error": traceback.format_exc()})

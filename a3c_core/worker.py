@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import signal
 import time
 import traceback
 from multiprocessing import parent_process
@@ -31,9 +32,11 @@ LOSS_REPORT_EVERY = 20
 
 def setup_child_process() -> None:
     """First thing in every child: one torch thread, so that N processes share N cores without
-    oversubscription (and without the OpenMP hang of forked children)."""
+    oversubscription (and without the OpenMP hang of forked children). Ctrl-C in a terminal reaches
+    the whole process group: children ignore it and let the parent stop them cooperatively."""
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def parent_alive() -> bool:

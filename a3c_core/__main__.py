@@ -1,0 +1,130 @@
+"""The command line, for servers and scripts.
+
+::
+
+    python -m a3c_core train --game pong --workers 8              # the seed preset
+    python -m a3c_core train --preset fast --game catch --workers 2 --lr 1e-3 --max-minutes 2
+    python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
+    python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
+
+Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
+stops training cleanly and writes a final checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from .checkpoint import load_model
+from .config import PRESETS, A3CConfig
+from .envs import make_env
+from .evaluator import play_episode
+from .trainer import Trainer
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--field-name`` option per config field; unset options keep the preset's value."""
+    group = parser.add_argument_group("training settings (default: the preset's value)")
+    defaults = A3CConfig()
+    for f in dataclasses.fields(A3CConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (seed preset: {getattr(defaults, f.name)!r})"
+        if f.type in ("bool", "bool | None"):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None, metavar=f.type.upper(),
+                               help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m a3c_core", description="A3C on Atari Pong and Space Invaders.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train in background processes, with a progress bar")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="seed",
+                       help="starting values: 'seed' (default) is the write-up's design, 'fast' is grayscale 80x80")
+    train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint")
+    train.add_argument("--name", help="run folder name under --run-dir (default: <game>-<date>-<time>)")
+    _add_config_options(train)
+
+    play = commands.add_parser("play", help="play greedy episodes with a checkpoint's model")
+    play.add_argument("checkpoint")
+    play.add_argument("--episodes", type=int, default=3)
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--gif", help="save the first episode as a GIF at this path")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(A3CConfig)}
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}
+
+
+def train(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    if args.resume:
+        trainer = Trainer.from_checkpoint(args.resume, **overrides)
+    else:
+        config = A3CConfig.preset(args.preset, **overrides)
+        run_dir = Path(config.run_dir) / args.name if args.name else None
+        trainer = Trainer(config, run_dir=run_dir)
+    config = trainer.config
+    bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
+               desc=config.game)
+    trainer.start()
+    try:
+        while trainer.running:
+            time.sleep(1.0)
+            status = trainer.status()
+            bar.update(status["steps"] - bar.n)
+            evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+            bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
+                                f"eval mean10 {evaluation} ({status['eval_episodes']} ep)")
+    except KeyboardInterrupt:
+        bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...")
+    finally:
+        if trainer.running:  # else it stopped by itself at max_steps / max_minutes, with a checkpoint
+            trainer.stop()
+        bar.close()
+    print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/)")
+    return 0
+
+
+def play(args: argparse.Namespace) -> int:
+    model, config, _ = load_model(args.checkpoint)
+    env = make_env(config, render_mode="rgb_array")
+    scores = []
+    for episode in range(args.episodes):
+        result = play_episode(model, env, seed=args.seed + episode, record=bool(args.gif) and episode == 0)
+        scores.append(result["score"])
+        print(f"episode {episode + 1}: score {result['score']:+g}, reward {result['reward']:+.1f}, "
+              f"{result['length']} steps")
+        if result["frames"]:
+            import imageio.v3 as iio
+
+            iio.imwrite(args.gif, result["frames"][::2], duration=1000 / 30, loop=0)
+            print(f"saved {args.gif}")
+    print(f"mean score over {len(scores)} episodes: {sum(scores) / len(scores):+.2f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"train": train, "play": play}[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
