@@ -1,0 +1,264 @@
+"""Every exercise check: the reference solution passes, typical wrong answers fail with a helpful sentence."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from a3c_core import checks, preprocess
+from a3c_core.checks import CheckResult
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+def load_solutions(number: str) -> ModuleType:
+    """Import ``notebooks/solutions/solutions_<number>.py`` by path."""
+    path = SOLUTIONS / f"solutions_{number}.py"
+    spec = importlib.util.spec_from_file_location(f"solutions_{number}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+S01, S02, S03, S04 = (load_solutions(n) for n in ("01", "02", "03", "04"))
+
+#: (check, reference solution) for every exercise of notebooks 01-04.
+EXERCISES = [
+    (checks.crop, S01.my_crop),
+    (checks.normalize, S01.my_normalize),
+    (checks.state, S01.my_state),
+    (checks.conv_output_size, S02.my_conv_output_size),
+    (checks.conv_params, S02.my_conv_params),
+    (checks.run_sequence, S02.my_run_sequence),
+    (checks.copy_gradients, S03.my_copy_gradients),
+    (checks.sync_local, S03.my_sync_local),
+    (checks.n_step_returns, S04.my_n_step_returns),
+    (checks.value_loss, S04.my_value_loss),
+    (checks.policy_loss, S04.my_policy_loss),
+]
+IDS = [check.__name__ for check, _ in EXERCISES]
+
+
+def assert_fails(result: CheckResult, *phrases: str) -> None:
+    """The check failed and its one sentence contains every phrase (case-insensitive)."""
+    assert isinstance(result, CheckResult)
+    assert not result.passed, f"a wrong answer passed: {result.message}"
+    assert result.message.startswith("Not quite:"), result.message
+    for phrase in phrases:
+        assert phrase.lower() in result.message.lower(), f"{phrase!r} missing from: {result.message}"
+    assert "\n" not in result.message and len(result.message) < 300, result.message
+
+
+@pytest.mark.parametrize(("check", "solution"), EXERCISES, ids=IDS)
+def test_reference_solution_passes(check, solution) -> None:
+    result = check(solution)
+    assert result.passed, result.message
+    assert repr(result).startswith("✅") and bool(result)
+
+
+@pytest.mark.parametrize(("check", "solution"), EXERCISES, ids=IDS)
+def test_skeleton_is_not_done_yet_without_crashing(check, solution) -> None:
+    def my_skeleton(*args):
+        raise NotImplementedError("your code here")
+
+    result = check(my_skeleton)
+    assert not result.passed
+    assert result.message.startswith("Not done yet") and "my_skeleton" in result.message
+    assert repr(result).startswith("❌")
+
+
+@pytest.mark.parametrize(("check", "solution"), EXERCISES, ids=IDS)
+def test_an_error_in_the_students_code_is_reported(check, solution) -> None:
+    def broken(*args):
+        return undefined_name  # noqa: F821  (the student's typo)
+
+    assert_fails(check(broken), "broken", "NameError", "undefined_name")
+
+
+def test_passing_the_result_instead_of_the_function_is_explained() -> None:
+    result = checks.crop(np.zeros((210, 160, 3), np.uint8))
+    assert not result.passed and "without calling it" in result.message
+
+
+# --- notebook 01 -------------------------------------------------------------------------------
+def test_crop_wrong_answers() -> None:
+    assert_fails(checks.crop(lambda f: f[34:194]), "rows are not", "first row is row 34", "row 35")
+    assert_fails(checks.crop(lambda f: f[:, 35:195]), "cut columns", "axis 0")
+    assert_fails(checks.crop(lambda f: f), "whole", "frame[35:195]")
+    assert_fails(checks.crop(lambda f: f[35:190]), "(155, 160, 3)", "(160, 160, 3)")
+    assert_fails(checks.crop(lambda f: f[35:195].astype(np.float32)), "dtype", "uint8")
+    assert_fails(checks.crop(lambda f: f[35:195].tolist()), "numpy array")
+
+
+def test_crop_that_writes_into_the_frame_fails() -> None:
+    def scribble(frame):
+        frame[:35] = 0
+        return frame[35:195]
+
+    assert_fails(checks.crop(scribble), "changed the frame")
+
+
+def test_normalize_wrong_answers() -> None:
+    assert_fails(checks.normalize(lambda im: im / 255.0), "float64", "float32")
+    assert_fails(checks.normalize(lambda im: im // 255), "integer division")
+    assert_fails(checks.normalize(lambda im: im.astype(np.float32)), "divide by 255")
+    assert_fails(checks.normalize(lambda im: im.astype(np.float32) / 256), "not 256")
+    assert_fails(checks.normalize(lambda im: (im.astype(np.float32) / 255).ravel()), "keeps the shape")
+
+
+def test_state_wrong_answers() -> None:
+    channels_last = lambda f, h, w: preprocess.resize(preprocess.normalize(preprocess.crop(f)), h, w)  # noqa: E731
+    assert_fails(checks.state(channels_last), "channels last", "to_channels_first")
+    no_crop = lambda f, h, w: preprocess.to_channels_first(preprocess.resize(preprocess.normalize(f), h, w))  # noqa: E731
+    assert_fails(checks.state(no_crop), "pixels differ", "crop rows 35..194")
+    not_normalized = lambda f, h, w: preprocess.to_channels_first(  # noqa: E731
+        preprocess.resize(preprocess.crop(f), h, w).astype(np.float32))
+    assert_fails(checks.state(not_normalized), "0..1")
+    fixed_size = lambda f, h, w: preprocess.preprocess(f)  # noqa: E731
+    assert_fails(checks.state(fixed_size), "should have shape (3, 80, 80)")
+
+
+def test_state_accepts_resizing_before_normalizing() -> None:
+    swapped = lambda f, h, w: preprocess.to_channels_first(  # noqa: E731
+        preprocess.normalize(preprocess.resize(preprocess.crop(f), h, w)))
+    assert checks.state(swapped).passed
+
+
+# --- notebook 02 -------------------------------------------------------------------------------
+def test_conv_output_size_wrong_answers() -> None:
+    def floor_halving(size):
+        for _ in range(5):
+            size //= 2
+        return size
+
+    assert_fails(checks.conv_output_size(floor_halving), "rounds up", "ceil(n / 2)")
+    assert_fails(checks.conv_output_size(lambda n: (n + 1) // 2), "after one convolution", "five")
+    assert_fails(checks.conv_output_size(lambda n: n // 16), "after five convolutions")
+    assert_fails(checks.conv_output_size(lambda n: 5.0), "whole number")
+
+
+def test_conv_params_wrong_answers() -> None:
+    assert_fails(checks.conv_params(lambda i, o, k: i * o * k * k), "bias")
+    assert_fails(checks.conv_params(lambda i, o, k: i * o * k + o), "has 224 parameters")
+
+
+def test_run_sequence_wrong_answers() -> None:
+    def reset_every_step(model, states):
+        values = [model(s.unsqueeze(0), model.initial_state())[1][0] for s in states]
+        return torch.stack(values)
+
+    assert_fails(checks.run_sequence(reset_every_step), "only the first value", "hidden state")
+
+    def batch_all(model, states):
+        return model(states, model.initial_state(len(states)))[1]
+
+    assert_fails(checks.run_sequence(batch_all), "zero hidden state")
+
+    def backwards(model, states):
+        return S02.my_run_sequence(model, states.flip(0)).flip(0)
+
+    assert_fails(checks.run_sequence(backwards), "one at a time")
+
+    def last_only(model, states):
+        return S02.my_run_sequence(model, states)[-1:]
+
+    assert_fails(checks.run_sequence(last_only), "return 6 values")
+    assert_fails(checks.run_sequence(lambda model, states: model(states[0], model.initial_state())),
+                 "ValueError", "state must have shape")
+
+
+# --- notebook 03 -------------------------------------------------------------------------------
+def test_copy_gradients_wrong_answers() -> None:
+    def copy_weights(local, shared):
+        shared.load_state_dict(local.state_dict())
+
+    assert_fails(checks.copy_gradients(copy_weights), "shared weights changed")
+
+    def forgets(local, shared):
+        for p in shared.parameters():
+            p.grad = None
+
+    assert_fails(checks.copy_gradients(forgets), "no .grad")
+
+    def accumulates(local, shared):
+        for mine, theirs in zip(local.parameters(), shared.parameters()):
+            theirs.grad = mine.grad if theirs.grad is None else theirs.grad + mine.grad
+
+    assert_fails(checks.copy_gradients(accumulates), "added to, not replaced")
+
+
+def test_sync_local_wrong_answers() -> None:
+    def wrong_direction(local, shared):
+        shared.load_state_dict(local.state_dict())
+
+    assert_fails(checks.sync_local(wrong_direction), "shared model changed", "from the shared model to the local")
+    assert_fails(checks.sync_local(lambda local, shared: None), "still differs")
+
+    def same_memory(local, shared):
+        for mine, theirs in zip(local.parameters(), shared.parameters()):
+            mine.data = theirs.data
+
+    assert_fails(checks.sync_local(same_memory), "private copy")
+
+
+# --- notebook 04 -------------------------------------------------------------------------------
+def test_n_step_returns_wrong_answers() -> None:
+    def no_bootstrap(rewards, bootstrap, gamma):
+        return S04.my_n_step_returns(rewards, 0.0, gamma)
+
+    assert_fails(checks.n_step_returns(no_bootstrap), "bootstrap value is missing", "R_T = V(s_T)")
+
+    def forward(rewards, bootstrap, gamma):
+        out, running = [], 0.0
+        for r in rewards:
+            running = r + gamma * running
+            out.append(running)
+        return out
+
+    assert_fails(checks.n_step_returns(forward), "discounted forward")
+    assert_fails(checks.n_step_returns(lambda r, b, g: [2 * x for x in r]), "R_0 should be 0.9801")
+    assert_fails(checks.n_step_returns(lambda r, b, g: S04.my_n_step_returns(r, b, g)[:-1]), "return 3 returns")
+
+
+def test_n_step_returns_accepts_lists_arrays_and_tensors() -> None:
+    assert checks.n_step_returns(lambda r, b, g: np.array(S04.my_n_step_returns(r, b, g))).passed
+    assert checks.n_step_returns(lambda r, b, g: torch.tensor(S04.my_n_step_returns(r, b, g))).passed
+
+
+def test_value_loss_wrong_answers() -> None:
+    assert_fails(checks.value_loss(lambda v, r: ((r - v) ** 2).mean()), "mean", "sums")
+    assert_fails(checks.value_loss(lambda v, r: 0.5 * ((r - v) ** 2).sum()), "value_coef")
+    assert_fails(checks.value_loss(lambda v, r: (r - v).abs().sum()), "square")
+    assert_fails(checks.value_loss(lambda v, r: ((r - v.detach()) ** 2).sum()), "no gradient")
+    assert_fails(checks.value_loss(lambda v, r: (r - v) ** 2), "one number")
+    assert_fails(checks.value_loss(lambda v, r: ((r - v) ** 2).sum().item()), "torch tensor")
+
+
+def test_policy_loss_wrong_answers() -> None:
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * (r - v)).sum()), "detach", "flows into the values")
+    assert_fails(checks.policy_loss(lambda lp, v, r: (lp * (r - v).detach()).sum()), "sign is flipped")
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * r).sum()), "advantage")
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * (r - v).detach()).mean()), "mean")
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp.detach() * (r - v).detach()).sum()), "no gradient")
+
+
+# --- notebook 00 -------------------------------------------------------------------------------
+def test_setup_passes_here_and_names_each_item() -> None:
+    results = checks.setup()
+    assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+    text = " ".join(r.message for r in results)
+    for item in ("Python", "torch", "gymnasium", "ale_py", "pong", "space_invaders", "CPU cores", "spawn"):
+        assert item in text
+
+
+def test_a_missing_rom_gives_advice() -> None:
+    result = checks.rom_present("no_such_game")
+    assert not result.passed
+    assert "make lab" in result.message and "no_such_game" in result.message
