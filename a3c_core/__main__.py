@@ -90,7 +90,7 @@ def train(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
                                 f"eval mean10 {evaluation} ({status['eval_episodes']} ep)")
     except KeyboardInterrupt:
-        bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...")
+        bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...", file=sys.stderr)
     finally:
         if trainer.running:  # else it stopped by itself at max_steps / max_minutes, with a checkpoint
             trainer.stop()

@@ -1,0 +1,67 @@
+"""Checkpoints: atomic writes, weights-only loading, clear errors for bad files."""
+
+import pickle
+
+import pytest
+import torch
+
+from a3c_core import A3CConfig, ActorCritic
+from a3c_core.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from a3c_core.shared import SharedAdam
+
+
+def payload():
+    config = A3CConfig.preset("fast", game="catch")
+    model = ActorCritic.from_config(config, 3)
+    return {"config": config.to_dict(), "model": model.state_dict(),
+            "optimizer": SharedAdam(model.parameters()).state_dict(), "counters": {"steps": 12, "elapsed": 3.5},
+            "history": {"evals": [{"steps": 10, "score": 1.0}]}, "action_names": ["NOOP", "LEFT", "RIGHT"]}
+
+
+def test_round_trip_and_no_temporary_files_left(tmp_path):
+    path = save_checkpoint(tmp_path / "a.pt", payload())
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+    loaded = load_checkpoint(path)
+    assert loaded["counters"] == {"steps": 12, "elapsed": 3.5}
+    assert loaded["history"]["evals"][0]["score"] == 1.0
+    model, config, names = load_model(path)
+    assert config == A3CConfig.preset("fast", game="catch") and names == ["NOOP", "LEFT", "RIGHT"]
+    assert not model.training
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "a.pt", payload())
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable a3c-lab checkpoint"):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+class Sneaky:
+    def __reduce__(self):
+        return (print, ("this would run on load",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    torch.save({"format": "a3c-lab/1", "model": Sneaky()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="objects other than tensors"):
+        load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"hello": 1}))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "plain.pkl")
+
+
+def test_a_foreign_torch_file_and_a_missing_file(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="expected format 'a3c-lab/1'"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path):
+    path = save_checkpoint(tmp_path / "a.pt", payload())
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"config": Sneaky(), "unpicklable": lambda: None})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.pt"]

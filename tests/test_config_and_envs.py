@@ -1,0 +1,106 @@
+"""Config validation, the games make_env builds, and Space Invaders' reward shaping."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from a3c_core import A3CConfig, make_env
+from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward, action_names
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("game", "breakout", "pong, space_invaders, catch"),
+    ("workers", -1, "workers"),
+    ("workers", 0, "workers"),
+    ("rollout_steps", 0, "rollout_steps"),
+    ("frame_stack", 2, "frame_stack"),
+    ("gamma", 1.5, "gamma"),
+    ("lr", 0.0, "lr"),
+    ("sticky_action_prob", -0.1, "sticky_action_prob"),
+])
+def test_bad_config_values_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        A3CConfig(**{field: value})
+
+
+def test_unknown_presets_and_fields_are_refused():
+    with pytest.raises(ValueError, match="seed, fast"):
+        A3CConfig.preset("turbo")
+    with pytest.raises(ValueError, match="wokers"):
+        A3CConfig.from_dict({**A3CConfig().to_dict(), "wokers": 3})
+
+
+def test_presets():
+    seed, fast = A3CConfig.preset("seed"), A3CConfig.preset("fast", game="catch")
+    assert seed == A3CConfig()
+    assert (seed.state_shape, seed.workers, seed.rollout_steps, seed.frame_skip) == ((3, 160, 160), 8, 30, 4)
+    assert fast.state_shape == (1, 80, 80) and fast.game == "catch"
+    assert A3CConfig(frame_stack=4).state_shape == (12, 160, 160)
+    assert A3CConfig.from_dict(fast.to_dict()) == fast
+
+
+@pytest.mark.parametrize("game, n_actions", [("pong", 6), ("space_invaders", 6), ("catch", 3)])
+def test_make_env_builds_each_game(game, n_actions):
+    config = A3CConfig(game=game)
+    env = make_env(config)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == config.state_shape and obs.dtype == np.float32
+    assert 0.0 <= obs.min() and obs.max() <= 1.0
+    assert env.action_space.n == n_actions == len(action_names(env))
+
+
+def test_frame_skip_and_sticky_actions_reach_the_emulator():
+    env = make_env(A3CConfig(game="pong", frame_skip=3, sticky_action_prob=0.25))
+    assert env.unwrapped._frameskip == 3
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+    default = make_env(A3CConfig(game="pong")).unwrapped
+    assert default._frameskip == 4 and default.ale.getFloat("repeat_action_probability") == 0.0
+
+
+def test_shaping_is_on_for_space_invaders_only_by_default():
+    assert A3CConfig(game="space_invaders").use_shaped_rewards
+    assert not A3CConfig(game="space_invaders", shaped_rewards=False).use_shaped_rewards
+    assert not A3CConfig(game="pong").use_shaped_rewards
+
+
+class ScriptedGame(gym.Env):
+    """Plays back a script of (points, lives) per step."""
+
+    observation_space = gym.spaces.Box(0, 255, (1,), np.uint8)
+    action_space = gym.spaces.Discrete(1)
+
+    def __init__(self, script):
+        self.script = script
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(1, np.uint8), {"lives": 3}
+
+    def step(self, action):
+        points, lives = self.script[self.t]
+        self.t += 1
+        return np.zeros(1, np.uint8), points, self.t == len(self.script), False, {"lives": lives}
+
+
+def test_shaping_rewards_alien_hits_and_life_losses_exactly():
+    script = [(0, 3), (5, 3), (0, 3), (30, 2), (0, 2), (200, 2), (0, 1), (10, 0)]
+    env = ShapedInvadersReward(ScriptedGame(script))
+    env.reset()
+    shaped = [env.step(0)[1] for _ in script]
+    assert shaped == pytest.approx([0, 0.1, 0, 0.1 - 1, 0, 0.1, -1, 0.1 - 1])
+    assert (ALIEN_REWARD, LIFE_PENALTY) == (0.1, -1.0)
+
+
+def test_shaping_on_the_real_space_invaders():
+    env = make_env(A3CConfig(game="space_invaders", height=32, width=32, grayscale=True))
+    env.reset(seed=1)
+    env.action_space.seed(1)
+    lives, hits, deaths, terminated = 3, 0, 0, False
+    while not terminated:
+        _, shaped, terminated, truncated, info = env.step(env.action_space.sample())
+        hit, died = info["raw_reward"] > 0, lives - info["lives"]
+        assert shaped == pytest.approx(0.1 * hit - 1.0 * died)
+        hits, deaths, lives = hits + hit, deaths + died, info["lives"]
+        terminated = terminated or truncated
+    assert hits >= 1 and deaths == 3
+    assert info["episode"]["r"] > 0  # the game's own score is still recorded, unshaped
