@@ -1,0 +1,131 @@
+"""Every numbered notebook, executed top to bottom in smoke mode, as JupyterLab runs it (cwd = notebooks/).
+
+Papermill style: the smoke parameters go into a new cell right after the cell tagged ``parameters``.
+By default that cell is ``SMOKE = True``; a notebook can ask for more in its metadata::
+
+    "metadata": {"a3c_lab": {"smoke_parameters": {"SMOKE": true, "MINUTES": 0.2},
+                             "smoke_timeout_s": 300}}
+
+``smoke_timeout_s`` (default :data:`DEFAULT_TIMEOUT_S`) bounds the whole notebook. Each notebook's
+run time is printed at the end of the session and written to ``tests/output/notebook_times.json``;
+the executed notebooks land in ``tests/output/notebooks/`` for a look after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+OUTPUT = ROOT / "tests" / "output"
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+#: Seconds a notebook may run in smoke mode unless its metadata says otherwise.
+DEFAULT_TIMEOUT_S = 180
+#: The kernel spec the tests write: this very Python, whatever kernels the machine has installed.
+KERNEL_NAME = "a3c-lab-test"
+
+RUN_TIMES: dict[str, float] = {}
+
+
+def lab_metadata(nb: nbformat.NotebookNode) -> dict:
+    """The notebook's ``a3c_lab`` metadata (smoke parameters, timeout), or ``{}``."""
+    return dict(nb.metadata.get("a3c_lab", {}))
+
+
+def parameters_index(nb: nbformat.NotebookNode) -> int:
+    """Index of the one code cell tagged ``parameters``."""
+    tagged = [i for i, cell in enumerate(nb.cells)
+              if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"expected exactly one code cell tagged 'parameters', found {len(tagged)}"
+    return tagged[0]
+
+
+def inject_smoke_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with the smoke parameters in a cell right after the ``parameters`` cell."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    values = lab_metadata(nb).get("smoke_parameters", {"SMOKE": True})
+    source = "# Injected by tests/test_notebooks.py: the smoke parameters\n" + "\n".join(
+        f"{name} = {value!r}" for name, value in values.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(parameters_index(nb) + 1, cell)
+    return nb
+
+
+@pytest.fixture(scope="session")
+def kernel_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch_session: pytest.MonkeyPatch) -> Path:
+    """A kernel spec that runs this interpreter (so the notebooks see this environment's packages)."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "a3c-lab tests", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch_session.setenv("JUPYTER_PATH", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def report_run_times(pytestconfig: pytest.Config):
+    """At the end of the session: print each notebook's smoke run time and save them as JSON."""
+    yield
+    if not RUN_TIMES:
+        return
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "notebook_times.json").write_text(json.dumps(RUN_TIMES, indent=2) + "\n")
+    lines = ["", "notebook smoke run times (seconds):"]
+    lines += [f"  {name:<40} {seconds:6.1f}" for name, seconds in sorted(RUN_TIMES.items())]
+    lines.append(f"  {'total':<40} {sum(RUN_TIMES.values()):6.1f}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown even though pytest captures output
+        print("\n".join(lines))
+
+
+def test_there_are_notebooks() -> None:
+    assert len(NOTEBOOK_PATHS) >= 5, [p.name for p in NOTEBOOK_PATHS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_notebook_is_committed_clean(path: Path) -> None:
+    """No outputs, no execution counts, a title, "what you will learn" and one tagged parameters cell."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"cell {i} was committed with outputs"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "the first cell is the title"
+    assert "what you will learn" in first.source.lower()
+    params = nb.cells[parameters_index(nb)].source
+    assert "SMOKE" in params, "the parameters cell should define SMOKE"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_notebook_runs_in_smoke_mode(path: Path, kernel_dir: Path) -> None:
+    nb = inject_smoke_parameters(nbformat.read(path, as_version=4))
+    limit = float(lab_metadata(nb).get("smoke_timeout_s", DEFAULT_TIMEOUT_S))
+    start = time.perf_counter()
+    # Each cell may use what is left of the notebook's budget, so the limit holds for the whole run.
+    client = NotebookClient(nb, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(NOTEBOOKS)}},
+                            timeout_func=lambda cell: max(1, int(start + limit - time.perf_counter())))
+    try:
+        client.execute()
+    finally:
+        seconds = time.perf_counter() - start
+        RUN_TIMES[path.name] = round(seconds, 1)
+        (OUTPUT / "notebooks").mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, OUTPUT / "notebooks" / path.name)
+    print(f"{path.name}: {seconds:.1f} s in smoke mode")
+    assert seconds <= limit, f"{path.name} took {seconds:.0f} s in smoke mode, more than its {limit:.0f} s"
