@@ -55,6 +55,18 @@ def send(queue: Any, record: dict[str, Any]) -> None:
 
 def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
                steps: Any, stop_event: Any, queue: Any) -> None:
+    """Entry point of a worker process: :func:`train_loop` with child set-up and error reporting."""
+    setup_child_process()
+    try:
+        train_loop(rank, config, shared_model, optimizer, steps, stop_event, queue)
+    except Exception:  # reported to the kernel, which shows it and may restart the worker
+        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
+                     "error": traceback.format_exc()})
+        raise
+
+
+def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
+               steps: Any, stop_event: Any, queue: Any) -> None:
     """Train until ``stop_event`` is set, ``config.max_steps`` is reached or the parent dies.
 
     Args:
@@ -65,71 +77,65 @@ def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         stop_event: a ``multiprocessing.Event``; set means stop.
         queue: a ``multiprocessing.Queue`` for reports to the kernel.
     """
-    setup_child_process()
     source = f"worker {rank}"
-    try:
-        torch.manual_seed(config.seed + rank)
-        env = make_env(config)
-        model = ActorCritic.from_config(config, env.action_space.n)
+    torch.manual_seed(config.seed + rank)
+    env = make_env(config)
+    model = ActorCritic.from_config(config, env.action_space.n)
+    model.load_state_dict(shared_model.state_dict())
+    obs, _ = env.reset(seed=config.seed + rank)
+    hidden = model.initial_state()
+    episode_reward, episode_length, loss_sums, updates = 0.0, 0, torch.zeros(3), 0
+    while not stop_event.is_set() and parent_alive():
+        if config.max_steps and steps.value >= config.max_steps:
+            break
         model.load_state_dict(shared_model.state_dict())
-        obs, _ = env.reset(seed=config.seed + rank)
-        hidden = model.initial_state()
-        episode_reward, episode_length, loss_sums, updates = 0.0, 0, torch.zeros(3), 0
-        while not stop_event.is_set() and parent_alive():
-            if config.max_steps and steps.value >= config.max_steps:
+        hidden = hidden.detach()  # gradients flow back only through this rollout
+        rewards, values, log_probs, entropies = [], [], [], []
+        done = False
+        for _ in range(config.rollout_steps):
+            state = torch.from_numpy(obs).unsqueeze(0)
+            action, log_prob, entropy, value, hidden = policy_step(model, state, hidden)
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(float(reward))
+            values.append(value)
+            log_probs.append(log_prob)
+            entropies.append(entropy)
+            episode_reward += float(reward)
+            episode_length += 1
+            done = terminated or truncated
+            if done:
                 break
-            model.load_state_dict(shared_model.state_dict())
-            hidden = hidden.detach()  # gradients flow back only through this rollout
-            rewards, values, log_probs, entropies = [], [], [], []
-            done = False
-            for _ in range(config.rollout_steps):
-                state = torch.from_numpy(obs).unsqueeze(0)
-                action, log_prob, entropy, value, hidden = policy_step(model, state, hidden)
-                obs, reward, terminated, truncated, info = env.step(action)
-                rewards.append(float(reward))
-                values.append(value)
-                log_probs.append(log_prob)
-                entropies.append(entropy)
-                episode_reward += float(reward)
-                episode_length += 1
-                done = terminated or truncated
-                if done:
-                    break
-            with steps.get_lock():
-                steps.value += len(rewards)
+        with steps.get_lock():
+            steps.value += len(rewards)
 
-            if done:
-                bootstrap = 0.0
-            else:
-                with torch.no_grad():
-                    _, bootstrap_value, _ = model(torch.from_numpy(obs).unsqueeze(0), hidden)
-                bootstrap = float(bootstrap_value)
-            terms = a3c_loss(rewards, torch.stack(values), torch.stack(log_probs), torch.stack(entropies),
-                             bootstrap, config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef)
-            model.zero_grad(set_to_none=True)
-            terms.total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            copy_gradients(model, shared_model)
-            optimizer.step()
+        if done:
+            bootstrap = 0.0
+        else:
+            with torch.no_grad():
+                _, bootstrap_value, _ = model(torch.from_numpy(obs).unsqueeze(0), hidden)
+            bootstrap = float(bootstrap_value)
+        terms = a3c_loss(rewards, torch.stack(values), torch.stack(log_probs), torch.stack(entropies),
+                         bootstrap, config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef)
+        model.zero_grad(set_to_none=True)
+        terms.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        copy_gradients(model, shared_model)
+        optimizer.step()
 
-            loss_sums += torch.tensor([terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rewards)])
-            updates += 1
-            if updates % LOSS_REPORT_EVERY == 0:
-                policy, value, entropy = (loss_sums / LOSS_REPORT_EVERY).tolist()
-                send(queue, {"kind": "losses", "source": source, "rank": rank, "steps": steps.value,
-                             "time": time.time(), "policy_loss": policy, "value_loss": value, "entropy": entropy})
-                loss_sums.zero_()
+        loss_sums += torch.tensor([terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rewards)])
+        updates += 1
+        if updates % LOSS_REPORT_EVERY == 0:
+            policy, value, entropy = (loss_sums / LOSS_REPORT_EVERY).tolist()
+            send(queue, {"kind": "losses", "source": source, "rank": rank, "steps": steps.value,
+                         "time": time.time(), "policy_loss": policy, "value_loss": value, "entropy": entropy})
+            loss_sums.zero_()
 
-            if done:
-                score = episode_score(info)
-                send(queue, {"kind": "episode", "source": source, "rank": rank, "steps": steps.value,
-                             "time": time.time(), "reward": episode_reward,
-                             "score": episode_reward if score is None else score, "length": episode_length})
-                obs, _ = env.reset()
-                hidden = model.initial_state()
-                episode_reward, episode_length = 0.0, 0
-        env.close()
-    except Exception:  # reported to the kernel, which shows it and may restart the worker
-        send(queue, {"kind": "error", "source": source, "rank": rank, "time": time.time(),
-                     "error": traceback.format_exc()})
-        raise
+        if done:
+            score = episode_score(info)
+            send(queue, {"kind": "episode", "source": source, "rank": rank, "steps": steps.value,
+                         "time": time.time(), "reward": episode_reward,
+                         "score": episode_reward if score is None else score, "length": episode_length})
+            obs, _ = env.reset()
+            hidden = model.initial_state()
+            episode_reward, episode_length = 0.0, 0
+    env.close()

@@ -1,0 +1,121 @@
+"""Training throughput: N worker processes against the single-process ceiling, measured side by side.
+
+The ceiling is one process running the worker's own loop (``a3c_core.worker.train_loop``:
+env.step + forward every step, loss + backward + Adam every ``rollout_steps``) with no other
+process. With N workers on C cores, perfect scaling would give min(N, C) x ceiling; the table's
+last column says how close the real run (workers + the paced evaluator + the kernel's reader) gets.
+
+    .venv/bin/python benchmarks/throughput.py                      # seed and fast presets, Pong
+    .venv/bin/python benchmarks/throughput.py --presets fast --workers 2 4 --seconds 20 --repeats 5
+
+Each number is the median over ``--repeats`` measurements; the ceiling and the N-worker runs of a
+preset alternate within one repeat, so that a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import threading
+import time
+
+import torch
+
+from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
+from a3c_core.shared import SharedAdam
+from a3c_core.worker import train_loop
+
+WARMUP_SECONDS = 3.0
+
+
+def single_process_ceiling(config: A3CConfig, seconds: float) -> float:
+    """Agent steps per second of the worker loop run in this process alone (after a warm-up)."""
+    torch.set_num_threads(1)
+    n_actions = make_env(config).action_space.n
+    model = ActorCritic.from_config(config, n_actions)
+    optimizer = SharedAdam(model.parameters(), lr=config.lr)
+    steps, stop = mp.Value("q", 0), threading.Event()
+    samples: list[tuple[float, int]] = []
+
+    def clock() -> None:  # samples the step counter while the loop runs in the main thread
+        time.sleep(WARMUP_SECONDS)
+        samples.append((time.perf_counter(), steps.value))
+        time.sleep(seconds)
+        samples.append((time.perf_counter(), steps.value))
+        stop.set()
+
+    timer = threading.Thread(target=clock)
+    timer.start()
+    train_loop(0, config, model, optimizer, steps, stop, _NullQueue())
+    timer.join()
+    (t0, s0), (t1, s1) = samples
+    return (s1 - s0) / (t1 - t0)
+
+
+class _NullQueue:
+    """Reports go nowhere in the ceiling run (the multi-process run pays for its queue)."""
+
+    def put_nowait(self, record: dict) -> None:
+        pass
+
+
+def multi_process(config: A3CConfig, seconds: float) -> float:
+    """Agent steps per second of a real Trainer run, measured after all processes are up."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config.replace(run_dir=run_dir), verbose=False)
+        trainer.start()
+        try:
+            deadline = time.monotonic() + 120
+            while trainer.steps < config.workers * config.rollout_steps and time.monotonic() < deadline:
+                time.sleep(0.2)  # wait until every worker has imported torch and made its first update
+            time.sleep(WARMUP_SECONDS)
+            t0, s0 = time.perf_counter(), trainer.steps
+            time.sleep(seconds)
+            t1, s1 = time.perf_counter(), trainer.steps
+        finally:
+            trainer.stop(save=False)
+    return (s1 - s0) / (t1 - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--game", default="pong")
+    parser.add_argument("--presets", nargs="+", default=["seed", "fast"])
+    parser.add_argument("--workers", nargs="+", type=int, default=None,
+                        help="worker counts to measure (default: the number of cores, and 8)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of one measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    worker_counts = args.workers or sorted({cores, 8})
+
+    rows = []
+    for preset in args.presets:
+        config = A3CConfig.preset(preset, game=args.game)
+        frame_skip = 1 if config.game == "catch" else config.frame_skip
+        ceiling: list[float] = []
+        runs: dict[int, list[float]] = {n: [] for n in worker_counts}
+        for repeat in range(args.repeats):
+            ceiling.append(single_process_ceiling(config, args.seconds))
+            for n in worker_counts:
+                runs[n].append(multi_process(config.replace(workers=n), args.seconds))
+            print(f"[{preset} repeat {repeat + 1}/{args.repeats}] ceiling {ceiling[-1]:.0f} steps/s; "
+                  + ", ".join(f"{n} workers {runs[n][-1]:.0f}" for n in worker_counts), flush=True)
+        one = statistics.median(ceiling)
+        rows.append((preset, "1 (no multiprocessing)", one, one * frame_skip, ""))
+        for n in worker_counts:
+            rate = statistics.median(runs[n])
+            rows.append((preset, f"{n} workers", rate, rate * frame_skip, f"{rate / (min(n, cores) * one):.0%}"))
+
+    print(f"\n{args.game}, {cores} cores, {args.seconds:.0f} s per measurement, median of {args.repeats}")
+    print("| preset | processes | agent steps/s | frames/s | of min(workers, cores) x ceiling |")
+    print("|---|---|---:|---:|---:|")
+    for preset, what, steps, frames, share in rows:
+        print(f"| {preset} | {what} | {steps:,.0f} | {frames:,.0f} | {share} |")
+
+
+if __name__ == "__main__":
+    main()
