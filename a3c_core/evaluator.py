@@ -74,7 +74,7 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
                              "episode": episode, "t": t, "frame": env.render(), "action": action})
             if pace:  # sleep to keep the pace; never try to catch up after a slow step
                 next_step = max(next_step + pace, time.monotonic())
-                time.sleep(next_step - time.monotonic())
+                time.sleep(max(0.0, next_step - time.monotonic()))
             return not stop_event.is_set() and (t % 500 != 0 or parent_alive())
 
         while not stop_event.is_set() and parent_alive():

@@ -28,6 +28,9 @@ from .shared import SharedAdam, copy_gradients
 
 #: Loss terms are averaged over this many updates before one "losses" record is sent.
 LOSS_REPORT_EVERY = 20
+#: Workers run at a lower CPU priority, so the kernel, the dashboard and the paced evaluator stay
+#: responsive however many workers share the cores (an idle machine still gives them every cycle).
+WORKER_NICENESS = 5
 
 
 def setup_child_process() -> None:
@@ -57,6 +60,8 @@ def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
                steps: Any, stop_event: Any, queue: Any) -> None:
     """Entry point of a worker process: :func:`train_loop` with child set-up and error reporting."""
     setup_child_process()
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(WORKER_NICENESS)
     try:
         train_loop(rank, config, shared_model, optimizer, steps, stop_event, queue)
     except Exception:  # reported to the kernel, which shows it and may restart the worker
