@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -262,3 +264,19 @@ def test_a_missing_rom_gives_advice() -> None:
     result = checks.rom_present("no_such_game")
     assert not result.passed
     assert "make lab" in result.message and "no_such_game" in result.message
+
+
+# --- the notebooks and the solutions stay in step ------------------------------------------------
+@pytest.mark.parametrize("number", ["01", "02", "03", "04"])
+def test_every_exercise_skeleton_has_a_solution_and_a_check(number: str) -> None:
+    (path,) = SOLUTIONS.parent.glob(f"{number}_*.ipynb")
+    source = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    skeletons = re.findall(r"^def (my_\w+)\(", source, flags=re.MULTILINE)
+    checked = re.findall(r"^checks\.(\w+)\((my_\w+)\)$", source, flags=re.MULTILINE)
+    assert len(skeletons) >= 2, f"{path.name} should end with at least two exercises"
+    solutions = load_solutions(number)
+    for name in skeletons:
+        assert callable(getattr(solutions, name, None)), f"solutions_{number}.py lacks {name}"
+    assert sorted(student for _, student in checked) == sorted(skeletons), "every skeleton is checked once"
+    for check_name, student in checked:
+        assert getattr(checks, check_name)(getattr(solutions, student)).passed
