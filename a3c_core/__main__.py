@@ -31,7 +31,7 @@ from .trainer import Trainer
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One ``--field-name`` option per config field; unset options keep the preset's value."""
     group = parser.add_argument_group("training settings (default: the preset's value)")
     defaults = A3CConfig()
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="starting values: 'seed' (default) is the write-up's design, 'fast' is grayscale 80x80")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint")
     train.add_argument("--name", help="run folder name under --run-dir (default: <game>-<date>-<time>)")
-    _add_config_options(train)
+    add_config_options(train)
 
     play = commands.add_parser("play", help="play greedy episodes with a checkpoint's model")
     play.add_argument("checkpoint")
@@ -64,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields set on the command line (unset options are ``None`` and left out)."""
     names = {f.name for f in dataclasses.fields(A3CConfig)}
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
 
 
 def train(args: argparse.Namespace) -> int:
-    overrides = _overrides(args)
+    overrides = config_overrides(args)
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **overrides)
     else:

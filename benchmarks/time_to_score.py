@@ -1,0 +1,122 @@
+"""Learning speed: train until the greedy evaluator reaches a target score, and say how fast.
+
+    .venv/bin/python benchmarks/time_to_score.py --game pong --preset fast --workers 2 --max-minutes 30
+    .venv/bin/python benchmarks/time_to_score.py --game catch --preset fast --workers 2 --lr 1e-3 \\
+        --target 5 --milestones -3 0 3 5 --max-minutes 5
+
+It stops when the mean of the evaluator's last 5 episodes reaches ``--target`` (Pong: +18,
+"solved") or at ``--max-minutes``; writes the curve (CSV: evaluator episodes against agent steps,
+frames and wall time) and a plot into ``--out``; and prints the steps and minutes at which the
+mean of 5 first reached each milestone, with a markdown row for ``benchmarks/README.md``.
+Every training setting is an option (see ``--help``); the evaluator plays faster here than on the
+dashboard (``--eval-steps-per-second 120`` by default), so that the curve has points enough while
+the evaluator still leaves most of the cores to the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from a3c_core import A3CConfig, Trainer  # noqa: E402
+from a3c_core.__main__ import add_config_options, config_overrides  # noqa: E402
+from a3c_core.config import PRESETS  # noqa: E402
+
+WINDOW = 5
+
+
+def first_reach(evals: list[dict], milestone: float) -> dict | None:
+    """The first evaluator episode at which the mean of the last ``WINDOW`` scores reached ``milestone``."""
+    for i in range(WINDOW - 1, len(evals)):
+        if statistics.fmean(e["score"] for e in evals[i - WINDOW + 1: i + 1]) >= milestone:
+            return evals[i]
+    return None
+
+
+def write_curve(path: Path, evals: list[dict], frame_skip: int) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["episode", "steps", "frames", "minutes", "score", "reward", "length", f"mean{WINDOW}"])
+        for i, e in enumerate(evals):
+            window = [x["score"] for x in evals[max(0, i - WINDOW + 1): i + 1]]
+            writer.writerow([i, e["steps"], e["steps"] * frame_skip, round(e["elapsed"] / 60, 3), e["score"],
+                             round(e["reward"], 3), e["length"], round(statistics.fmean(window), 3)])
+
+
+def plot_curve(path: Path, evals: list[dict], title: str, target: float) -> None:
+    steps = [e["steps"] for e in evals]
+    scores = [e["score"] for e in evals]
+    means = [statistics.fmean(scores[max(0, i - WINDOW + 1): i + 1]) for i in range(len(scores))]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(steps, scores, ".", alpha=0.4, label="greedy evaluator episode")
+    ax.plot(steps, means, "-", label=f"mean of last {WINDOW}")
+    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:+g}")
+    ax.set_xlabel("agent steps (all workers)")
+    ax.set_ylabel("game score")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    parser.add_argument("--target", type=float, default=18.0, help=f"stop when the mean of {WINDOW} reaches this")
+    parser.add_argument("--milestones", type=float, nargs="+", default=[-10.0, 0.0, 10.0, 18.0])
+    parser.add_argument("--out", default="benchmarks/results", help="folder for the CSV and the plot")
+    add_config_options(parser)
+    args = parser.parse_args()
+    overrides = {"eval_steps_per_second": 120.0, "max_minutes": 30.0, **config_overrides(args)}
+    config = A3CConfig.preset(args.preset, **overrides)
+    name = f"{config.game}-{args.preset}-w{config.workers}-seed{config.seed}"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    with trainer:
+        while trainer.running:
+            reached = first_reach(trainer.history.evals, args.target)
+            if reached is not None:
+                break
+            time.sleep(2.0)
+            status = trainer.status()
+            mean = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+            print(f"\r{status['elapsed'] / 60:5.1f} min  {status['steps']:>10,} steps  "
+                  f"{status['steps_per_second']:6.0f} steps/s  eval mean10 {mean}", end="", flush=True)
+    print()
+    evals = trainer.history.evals
+    frame_skip = 1 if config.game == "catch" else config.frame_skip
+    write_curve(out / f"{name}.csv", evals, frame_skip)
+    plot_curve(out / f"{name}.png", evals, f"{name}: greedy evaluator", args.target)
+
+    print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(evals)} evaluator episodes")
+    print("| milestone (mean of 5) | agent steps | minutes |\n|---:|---:|---:|")
+    cells = []
+    for milestone in args.milestones:
+        hit = first_reach(evals, milestone)
+        steps, minutes = ("-", "-") if hit is None else (f"{hit['steps']:,}", f"{hit['elapsed'] / 60:.1f}")
+        print(f"| {milestone:+g} | {steps} | {minutes} |")
+        cells.append(f"{steps} / {minutes}")
+    machine = f"{os.cpu_count()} cores, {platform.machine()}"
+    command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
+    print("\nrow for benchmarks/README.md (steps / minutes at each milestone):")
+    print(f"| {time.strftime('%Y-%m-%d')} | {config.game} | {args.preset} | {config.seed} | {machine} | "
+          + " | ".join(cells) + f" | `{command}` |")
+    print(f"curve: {out / (name + '.csv')}, plot: {out / (name + '.png')}")
+
+
+if __name__ == "__main__":
+    main()
