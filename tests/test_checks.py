@@ -60,8 +60,10 @@ def assert_fails(result: CheckResult, *phrases: str) -> None:
 
 @pytest.mark.parametrize(("check", "solution"), EXERCISES, ids=IDS)
 def test_reference_solution_passes(check, solution) -> None:
+    threads = torch.get_num_threads()
     result = check(solution)
     assert result.passed, result.message
+    assert torch.get_num_threads() == threads, "a check must leave torch's thread count as it found it"
     assert repr(result).startswith("✅") and bool(result)
 
 
