@@ -20,7 +20,7 @@ import torch
 from .config import A3CConfig
 from .envs import episode_score, make_env
 from .model import ActorCritic, policy_step
-from .worker import parent_alive, send, setup_child_process
+from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
 #: The evaluator's game is seeded apart from every worker's.
 EVAL_SEED_OFFSET = 10_000
@@ -75,7 +75,7 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
             if pace:  # sleep to keep the pace; never try to catch up after a slow step
                 next_step = max(next_step + pace, time.monotonic())
                 time.sleep(max(0.0, next_step - time.monotonic()))
-            return not stop_event.is_set() and (t % 500 != 0 or parent_alive())
+            return not stop_event.is_set() and (t % 30 != 0 or parent_alive())
 
         while not stop_event.is_set() and parent_alive():
             model.load_state_dict(shared_model.state_dict())
@@ -90,3 +90,5 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
     except Exception:
         send(queue, {"kind": "error", "source": "evaluator", "time": time.time(), "error": traceback.format_exc()})
         raise
+    finally:
+        release_queue_if_orphaned(queue)

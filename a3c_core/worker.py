@@ -48,6 +48,13 @@ def parent_alive() -> bool:
     return parent is None or parent.is_alive()
 
 
+def release_queue_if_orphaned(queue: Any) -> None:
+    """Called as a child ends. If the parent has died, nobody reads ``queue`` any more: let the
+    process exit without flushing it (otherwise the exit waits forever on a full pipe)."""
+    if not parent_alive():
+        queue.cancel_join_thread()
+
+
 def send(queue: Any, record: dict[str, Any]) -> None:
     """Put ``record`` on ``queue`` without waiting; drop it if the queue is full."""
     try:
@@ -68,6 +75,8 @@ def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
                      "error": traceback.format_exc()})
         raise
+    finally:
+        release_queue_if_orphaned(queue)
 
 
 def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
