@@ -58,23 +58,19 @@ def inject_smoke_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.fixture(scope="session")
-def kernel_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch_session: pytest.MonkeyPatch) -> Path:
-    """A kernel spec that runs this interpreter (so the notebooks see this environment's packages)."""
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kernel spec that runs this interpreter (so the notebooks see this environment's packages),
+    visible through ``JUPYTER_PATH`` while this module's tests run."""
     root = tmp_path_factory.mktemp("jupyter")
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "a3c-lab tests", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch_session.setenv("JUPYTER_PATH", str(root))
-    return root
-
-
-@pytest.fixture(scope="session")
-def monkeypatch_session():
     with pytest.MonkeyPatch.context() as patch:
-        yield patch
+        patch.setenv("JUPYTER_PATH", str(root))
+        yield root
 
 
 @pytest.fixture(scope="session", autouse=True)
