@@ -71,6 +71,10 @@ class A3CConfig:
         metadata={"help": "pace of the greedy evaluator, so that it leaves the cores to the workers and plays at "
                           "a speed a person can watch (0: as fast as it can)"})
     eval_frame_every: int = field(default=2, metadata={"help": "the evaluator sends every N-th frame for display (0: none)"})
+    snapshot_minutes: float = field(
+        default=30.0,
+        metadata={"help": "save a GIF of the evaluator's next episode after this many training minutes, then at "
+                          "every doubling (30, 60, 120 ... min), under gifs/ in the run folder (0: none)"})
     restart_crashed: bool = field(default=True, metadata={"help": "restart a worker process that crashed"})
     run_dir: str = field(default="runs", metadata={"help": "folder under which each run gets its own folder"})
 
@@ -99,7 +103,7 @@ class A3CConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps",
-                     "eval_frame_every", "eval_steps_per_second"):
+                     "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.checkpoint_minutes <= 0:

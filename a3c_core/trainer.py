@@ -9,8 +9,12 @@
 
 One background thread in this process (the *reader*) drains the report queue into
 :class:`History`, appends every record to ``metrics.jsonl`` in the run folder, restarts crashed
-workers, writes periodic checkpoints and stops the run at ``max_steps`` / ``max_minutes``.
+workers, writes periodic checkpoints, records GIFs of the evaluator's episodes (on request and at
+the ``snapshot_minutes`` milestones) and stops the run at ``max_steps`` / ``max_minutes``.
 Children watch their parent: if this process dies, they exit by themselves.
+
+Pausing is ``stop()`` then ``start()``: the model, the optimizer state, the counters and the
+history stay in the trainer, so the run (and its reward curve) continues where it stopped.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .config import A3CConfig
 from .envs import action_names, make_env
 from .evaluator import run_evaluator
 from .model import ActorCritic
+from .plots import save_gif
 from .shared import SharedAdam
 from .worker import run_worker
 
@@ -40,6 +45,8 @@ from .worker import run_worker
 QUEUE_SIZE = 2000
 #: Seconds a stop waits for processes to finish their update before terminating them.
 STOP_TIMEOUT = 15.0
+#: Frames one GIF holds at most (80 s of play at the evaluator's default pace); longer episodes are cut.
+GIF_MAX_FRAMES = 1200
 
 
 @dataclass
@@ -91,6 +98,10 @@ class Trainer:
         self.latest_frame: dict[str, Any] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.restarts = 0
+        self.recordings: list[Path] = []             # GIFs written by this trainer, oldest first
+        self._recording: dict[str, Any] | None = None  # the GIF being collected: name, episode, frames
+        self._gif_writers: list[threading.Thread] = []
+        self._next_snapshot = config.snapshot_minutes  # training minutes of the next milestone GIF
 
         self._ctx = mp.get_context("spawn")
         self._steps = self._ctx.Value("q", 0)
@@ -176,6 +187,12 @@ class Trainer:
             self._elapsed_before = self.elapsed
             self._started_at = None
             self._processes.clear()
+            if self._recording is not None:
+                self._say(f"the evaluator's episode for {self._recording['name']}.gif did not finish: not saved")
+                self._recording = None
+            for writer in self._gif_writers:
+                writer.join(30)
+            self._gif_writers.clear()
             path = self.save() if save else None
         finally:
             self._lock.release()
@@ -250,6 +267,10 @@ class Trainer:
             self._check_processes()
             if now - self._last_checkpoint >= 60 * self.config.checkpoint_minutes:
                 self.save()
+            if self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
+                if self._recording is None:
+                    self.record_next_episode(f"after-{self._next_snapshot:g}min")
+                self._skip_past_snapshots()
             limit_steps = self.config.max_steps and self.steps >= self.config.max_steps
             limit_time = self.config.max_minutes and self.elapsed >= 60 * self.config.max_minutes
             if limit_steps or limit_time:
@@ -267,6 +288,7 @@ class Trainer:
         kind = record["kind"]
         if kind == "frame":
             self.latest_frame = record
+            self._collect(record)
         else:
             record = {**record, "elapsed": self._elapsed_before + record["time"] - (self._started_at or record["time"])}
             {"eval": self.history.evals, "episode": self.history.episodes, "losses": self.history.losses,
@@ -275,13 +297,67 @@ class Trainer:
                 log.write(json.dumps(record) + "\n")
             if kind == "error" and self.verbose:
                 print(f"[a3c] {record['source']} reported an error:\n{record['error']}", file=sys.stderr)
+            if kind == "eval":
+                self._collect(record)
         for listener in self.listeners:
             listener(record)
 
+    # -------------------------------------------------------------------------------- GIFs
+    def record_next_episode(self, name: str = "") -> None:
+        """Save the evaluator's next whole episode as ``gifs/<name>-<steps>.gif`` in the run folder.
+
+        The GIF holds the frames the dashboard shows (every ``eval_frame_every``-th step, at the
+        evaluator's pace) and is written in the background when the episode ends; its path is then
+        appended to :attr:`recordings`. A request while another recording is pending replaces it.
+        """
+        if not self.running:
+            raise RuntimeError("the trainer is not running: start() it, then record the evaluator's next episode")
+        if not self.config.eval_frame_every:
+            raise RuntimeError("eval_frame_every is 0: the evaluator sends no frames to record")
+        self._recording = {"name": f"{name or 'record'}-{self.steps:012d}", "episode": None, "frames": []}
+        self._say(f"recording the evaluator's next episode as {self._recording['name']}.gif")
+
+    def _skip_past_snapshots(self) -> None:
+        """Move the next milestone (30, 60, 120 ... min) past the training time so far."""
+        while self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
+            self._next_snapshot *= 2
+
+    def gifs(self) -> list[Path]:
+        """Every GIF in the run folder (this session's and earlier ones), oldest first."""
+        return sorted((self.run_dir / "gifs").glob("*.gif"), key=lambda path: path.stat().st_mtime)
+
+    def _collect(self, record: dict[str, Any]) -> None:
+        """Feed a frame or eval record to the pending recording; write the GIF when its episode ends."""
+        recording = self._recording
+        if recording is None:
+            return
+        if recording["episode"] is None:  # the episode now playing is under way: wait for the next one
+            if record["kind"] == "frame":
+                recording["episode"] = record["episode"] + 1
+            return
+        if record["kind"] == "frame" and record["episode"] == recording["episode"]:
+            recording["frames"].append(record["frame"])
+            if len(recording["frames"]) < GIF_MAX_FRAMES:
+                return
+        elif record["episode"] < recording["episode"] or not recording["frames"]:
+            return
+        self._recording = None
+        path = self.run_dir / "gifs" / f"{recording['name']}.gif"
+        fps = (self.config.eval_steps_per_second or 30.0) / self.config.eval_frame_every
+        writer = threading.Thread(target=self._write_gif, args=(path, recording["frames"], fps),
+                                  name="a3c-gif", daemon=True)
+        self._gif_writers = [w for w in self._gif_writers if w.is_alive()] + [writer]
+        writer.start()
+
+    def _write_gif(self, path: Path, frames: list[Any], fps: float) -> None:
+        save_gif(path, frames, fps)
+        self.recordings.append(path)
+        self._say(f"saved {path} ({len(frames)} frames)")
+
     # -------------------------------------------------------------------------------- status
     def steps_per_second(self) -> float:
-        """Agent steps per second over the last ~30 s (0 before two samples)."""
-        if len(self._rate) < 2:
+        """Agent steps per second over the last ~30 s (0 when stopped or before two samples)."""
+        if not self.running or len(self._rate) < 2:
             return 0.0
         (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
         return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
@@ -359,5 +435,6 @@ class Trainer:
         trainer._steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
         trainer.history = History.from_dict(payload["history"])
+        trainer._skip_past_snapshots()
         trainer._checkpoints = sorted((Path(run_dir) / "checkpoints").glob("step-*.pt"))
         return trainer

@@ -1,0 +1,135 @@
+"""Reward curves and images for the notebooks and the dashboard (matplotlib, no pyplot state).
+
+Every function here draws on a fresh :class:`matplotlib.figure.Figure` with the Agg canvas, so it
+is safe to call from the dashboard's background thread and never opens a window:
+
+>>> from a3c_core.trainer import History
+>>> png = figure_png(reward_figure(History()))   # an empty plot, still a valid PNG
+>>> png[:4] == b"\\x89PNG"
+True
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import imageio.v3 as iio
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+#: Episodes averaged by the moving-average curves.
+WINDOW = 10
+#: x axes the reward plots know: label and how to read it from a record.
+X_AXES: dict[str, str] = {"frames": "emulator frames", "minutes": "training minutes"}
+
+
+def moving_average(values: Sequence[float], window: int = WINDOW) -> np.ndarray:
+    """Mean of the last ``window`` values at each position (fewer at the start): shape ``(len(values),)``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    return (sums[1:] - sums[np.arange(1, values.size + 1) - counts]) / counts
+
+
+def x_values(records: Sequence[dict[str, Any]], x: str, frames_per_step: int) -> np.ndarray:
+    """The x coordinate of each record: emulator frames (``steps * frames_per_step``) or minutes (``elapsed / 60``)."""
+    if x == "frames":
+        return np.array([r["steps"] * frames_per_step for r in records], dtype=np.float64)
+    if x == "minutes":
+        return np.array([r["elapsed"] / 60 for r in records], dtype=np.float64)
+    raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+
+
+def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, window: int = WINDOW,
+                  title: str = "", size: tuple[float, float] = (9.0, 3.4)) -> Figure:
+    """Two panels against ``x``: the greedy evaluator's score per episode (dots) with its moving
+    average, and each training worker's moving-average episode reward.
+
+    Args:
+        history: a :class:`a3c_core.trainer.History` (``evals`` and ``episodes`` lists of records
+            with ``steps``, ``elapsed``, ``score`` / ``reward``, ``rank``).
+        x: ``"frames"`` or ``"minutes"``.
+        frames_per_step: emulator frames per agent step (``Trainer.frames // Trainer.steps``).
+    """
+    fig = Figure(figsize=size, dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    evaluator, workers = fig.subplots(1, 2, sharex=True)
+    evals = list(history.evals)
+    if evals:
+        xs, scores = x_values(evals, x, frames_per_step), [e["score"] for e in evals]
+        evaluator.plot(xs, scores, "o", ms=3, alpha=0.45, color="tab:blue", label="episode score")
+        evaluator.plot(xs, moving_average(scores, window), "-", lw=2, color="tab:blue",
+                       label=f"mean of last {window}")
+        evaluator.legend(loc="upper left", fontsize=8)
+    evaluator.set_title(f"greedy evaluator ({len(evals)} episodes)", fontsize=10)
+    evaluator.set_ylabel("score")
+
+    episodes = list(history.episodes)
+    by_rank: dict[int, list[dict[str, Any]]] = {}
+    for episode in episodes:
+        by_rank.setdefault(episode["rank"], []).append(episode)
+    for rank, records in sorted(by_rank.items()):
+        workers.plot(x_values(records, x, frames_per_step), moving_average([r["reward"] for r in records], window),
+                     lw=1.2, label=f"worker {rank}")
+    if 0 < len(by_rank) <= 8:
+        workers.legend(loc="upper left", fontsize=7, ncols=2)
+    workers.set_title(f"training episodes, mean of last {window} ({len(episodes)} episodes)", fontsize=10)
+    workers.set_ylabel("reward")
+    for axes in (evaluator, workers):
+        axes.set_xlabel(X_AXES[x])
+        axes.grid(alpha=0.3)
+        axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (for an ``ipywidgets.Image`` or a file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def image_png(image: np.ndarray, scale: int = 2) -> bytes:
+    """An ``(H, W, 3)`` RGB or ``(H, W)`` gray uint8 image as PNG bytes, enlarged ``scale`` times
+    with nearest-neighbour pixels (so Atari pixels stay sharp)."""
+    if scale != 1:
+        image = cv2.resize(image, (image.shape[1] * scale, image.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
+    return encoded.tobytes()
+
+
+def state_image(state: np.ndarray, grayscale: bool) -> np.ndarray:
+    """The model's ``(C, H, W)`` float32 state in 0..1 as a displayable uint8 image: the latest
+    frame of a stack, ``(H, W)`` if ``grayscale`` else ``(H, W, 3)``."""
+    channels = 1 if grayscale else 3
+    image = np.clip(state[-channels:] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return image[0] if grayscale else image.transpose(1, 2, 0)
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> Path:
+    """Write ``frames`` (each ``(H, W, 3)`` uint8) as a looping GIF at ``fps`` frames per second.
+
+    Written to a temporary file and renamed, so a gallery never lists a half-written GIF.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
