@@ -68,6 +68,9 @@ def _verdict(student_fn: Callable[..., Any], run_cases: Callable[[Callable[..., 
                                   "your code and run both cells again.")
     except _Wrong as wrong:
         return CheckResult(False, f"Not quite: {wrong}")
+    except Exception as error:  # what the function returned could not even be compared
+        return CheckResult(False, f"Not quite: what `{name}` returned could not be compared with the expected answer "
+                                  f"({type(error).__name__}: {error}); check the type and shape it returns.")
     finally:
         torch.set_num_threads(threads)
     return CheckResult(True, success)
@@ -89,7 +92,7 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
         value = value.detach().numpy()
     try:
         return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RuntimeError) as error:
         raise _Wrong(f"{what} should be numbers (a list, numpy array or tensor), got {type(value).__name__}") from error
 
 
@@ -99,7 +102,7 @@ def _scalar_tensor(value: Any, what: str) -> torch.Tensor:
         raise _Wrong(f"{what} should be a torch tensor (so that .backward() can follow it), got {type(value).__name__}")
     if value.numel() != 1:
         raise _Wrong(f"{what} should be one number (sum over the rollout), got a tensor of shape {tuple(value.shape)}")
-    return value.reshape(())
+    return value.reshape(()).to(torch.float32)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -86,6 +86,23 @@ def test_an_error_in_the_students_code_is_reported(check, solution) -> None:
     assert_fails(check(broken), "broken", "NameError", "undefined_name")
 
 
+def test_an_answer_that_cannot_be_compared_is_reported_not_raised() -> None:
+    class Stubborn:
+        def __array__(self, dtype=None, copy=None):
+            raise KeyError("I refuse to be compared")
+
+    def my_returns(rewards, bootstrap, gamma):
+        return Stubborn()
+
+    result = checks.n_step_returns(my_returns)
+    assert not result.passed
+    assert "could not be compared" in result.message and "my_returns" in result.message and "I refuse" in result.message
+
+
+def test_float64_answers_are_compared_as_numbers() -> None:
+    assert checks.value_loss(lambda v, r: ((r.double() - v.double()) ** 2).sum()).passed
+
+
 def test_passing_the_result_instead_of_the_function_is_explained() -> None:
     result = checks.crop(np.zeros((210, 160, 3), np.uint8))
     assert not result.passed and "without calling it" in result.message
