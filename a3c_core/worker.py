@@ -15,9 +15,11 @@ import queue as queue_module
 import signal
 import time
 import traceback
+from dataclasses import dataclass, field
 from multiprocessing import parent_process
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import A3CConfig
@@ -63,6 +65,51 @@ def send(queue: Any, record: dict[str, Any]) -> None:
         pass
 
 
+@dataclass
+class Rollout:
+    """Up to ``rollout_steps`` steps of one worker. The tensors keep their graph, for the loss."""
+
+    states: list[np.ndarray] = field(default_factory=list)           # (C, H, W) each, as the model saw them
+    actions: list[int] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)         # V(s_t), () each
+    log_probs: list[torch.Tensor] = field(default_factory=list)      # log pi(a_t | s_t), () each
+    entropies: list[torch.Tensor] = field(default_factory=list)      # H(pi(. | s_t)), () each
+    next_obs: np.ndarray | None = None                               # s_T, where the next rollout starts
+    hidden: torch.Tensor | None = None                               # GRU state after the last step
+    done: bool = False                                               # the episode ended at the last step
+    info: dict[str, Any] = field(default_factory=dict)               # env info of the last step
+
+
+def collect_rollout(model: ActorCritic, env: Any, obs: np.ndarray, hidden: torch.Tensor, steps: int) -> Rollout:
+    """Play up to ``steps`` steps from ``obs`` (``(C, H, W)``) and ``hidden`` (``(1, hidden_size)``),
+    sampling actions with softmax + multinomial; stop early at the end of an episode."""
+    rollout = Rollout()
+    for _ in range(steps):
+        action, log_prob, entropy, value, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden)
+        rollout.states.append(obs)
+        obs, reward, terminated, truncated, rollout.info = env.step(action)
+        rollout.actions.append(action)
+        rollout.rewards.append(float(reward))
+        rollout.values.append(value)
+        rollout.log_probs.append(log_prob)
+        rollout.entropies.append(entropy)
+        rollout.done = terminated or truncated
+        if rollout.done:
+            break
+    rollout.next_obs, rollout.hidden = obs, hidden
+    return rollout
+
+
+def bootstrap_value(model: ActorCritic, rollout: Rollout) -> float:
+    """V(s_T) of the state after the rollout, the start of its n-step returns; 0 if the episode ended."""
+    if rollout.done:
+        return 0.0
+    with torch.no_grad():
+        _, value, _ = model(torch.from_numpy(rollout.next_obs).unsqueeze(0), rollout.hidden)
+    return float(value)
+
+
 def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
                steps: Any, stop_event: Any, queue: Any) -> None:
     """Entry point of a worker process: :func:`train_loop` with child set-up and error reporting."""
@@ -98,54 +145,37 @@ def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
     model.load_state_dict(shared_model.state_dict())
     obs, _ = env.reset(seed=config.seed + rank)
     hidden = model.initial_state()
-    episode_reward, episode_length, loss_sums, updates = 0.0, 0, torch.zeros(3), 0
+    episode_reward, episode_length, loss_sums, updates = 0.0, 0, np.zeros(3), 0
     while not stop_event.is_set() and parent_alive():
         if config.max_steps and steps.value >= config.max_steps:
             break
         model.load_state_dict(shared_model.state_dict())
-        hidden = hidden.detach()  # gradients flow back only through this rollout
-        rewards, values, log_probs, entropies = [], [], [], []
-        done = False
-        for _ in range(config.rollout_steps):
-            state = torch.from_numpy(obs).unsqueeze(0)
-            action, log_prob, entropy, value, hidden = policy_step(model, state, hidden)
-            obs, reward, terminated, truncated, info = env.step(action)
-            rewards.append(float(reward))
-            values.append(value)
-            log_probs.append(log_prob)
-            entropies.append(entropy)
-            episode_reward += float(reward)
-            episode_length += 1
-            done = terminated or truncated
-            if done:
-                break
+        rollout = collect_rollout(model, env, obs, hidden.detach(), config.rollout_steps)
+        obs, hidden = rollout.next_obs, rollout.hidden
         with steps.get_lock():
-            steps.value += len(rewards)
+            steps.value += len(rollout.rewards)
 
-        if done:
-            bootstrap = 0.0
-        else:
-            with torch.no_grad():
-                _, bootstrap_value, _ = model(torch.from_numpy(obs).unsqueeze(0), hidden)
-            bootstrap = float(bootstrap_value)
-        terms = a3c_loss(rewards, torch.stack(values), torch.stack(log_probs), torch.stack(entropies),
-                         bootstrap, config.gamma, config.gae_lambda, config.value_coef, config.entropy_coef)
+        terms = a3c_loss(rollout.rewards, torch.stack(rollout.values), torch.stack(rollout.log_probs),
+                         torch.stack(rollout.entropies), bootstrap_value(model, rollout), config.gamma,
+                         config.gae_lambda, config.value_coef, config.entropy_coef)
         model.zero_grad(set_to_none=True)
         terms.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         copy_gradients(model, shared_model)
         optimizer.step()
 
-        loss_sums += torch.tensor([terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rewards)])
+        loss_sums += [terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rollout.rewards)]
         updates += 1
         if updates % LOSS_REPORT_EVERY == 0:
             policy, value, entropy = (loss_sums / LOSS_REPORT_EVERY).tolist()
             send(queue, {"kind": "losses", "source": source, "rank": rank, "steps": steps.value,
                          "time": time.time(), "policy_loss": policy, "value_loss": value, "entropy": entropy})
-            loss_sums.zero_()
+            loss_sums[:] = 0.0
 
-        if done:
-            score = episode_score(info)
+        episode_reward += sum(rollout.rewards)
+        episode_length += len(rollout.rewards)
+        if rollout.done:
+            score = episode_score(rollout.info)
             send(queue, {"kind": "episode", "source": source, "rank": rank, "steps": steps.value,
                          "time": time.time(), "reward": episode_reward,
                          "score": episode_reward if score is None else score, "length": episode_length})
