@@ -131,6 +131,11 @@ class Dashboard:
         self.x_axis.observe(lambda _: self.refresh(force=True), names="value")
         self.gallery.observe(lambda change: self._show_gif(change["new"]), names="value")
 
+        for widget, name in ((self.status, "status"), (self.frame, "frame"), (self.plot, "plot"),
+                             (self.message, "message"), (self.stop_button, "stop"), (self.start_button, "start"),
+                             (self.record_button, "record"), (self.gif, "gif")):
+            widget.add_class(f"a3c-{name}")  # stable handles for the browser test and for custom CSS
+        self.gallery_box = widgets.VBox([self.gallery, self.gif], layout=widgets.Layout(display="none"))
         controls = widgets.HBox([self.start_button, self.stop_button, self.save_button, self.record_button])
         left = widgets.VBox([self.view, self.frame])
         right = widgets.VBox([self.x_axis, self.plot])
@@ -138,7 +143,7 @@ class Dashboard:
             widgets.HTML(f"<b>A3C on {config.game}</b>: {config.workers} workers, run folder "
                          f"<code>{html.escape(str(trainer.run_dir))}</code>"),
             self.status, controls, self.message, widgets.HBox([left, right]), self.errors,
-            widgets.VBox([self.gallery, self.gif]),
+            self.gallery_box,
         ])
 
         self._shown_frame: Any = None
@@ -234,6 +239,7 @@ class Dashboard:
             return
         new = [path for path in paths if path not in self._gif_paths]
         self._gif_paths = paths
+        self.gallery_box.layout.display = "flex" if paths else "none"
         self.gallery.options = [(path.stem, str(path)) for path in paths]
         self.gallery.value = str(new[-1] if new else paths[-1]) if paths else None
 
