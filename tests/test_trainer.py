@@ -1,0 +1,200 @@
+"""The Trainer with real processes on Catch: start/stop/restart, resume, crashes, leftovers, checkpoints, GIFs.
+
+Every wait is bounded; every test leaves no child process behind (checked in the process table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import imageio.v3 as iio
+import pytest
+
+from a3c_core import A3CConfig, Trainer
+from a3c_core.checkpoint import CheckpointError
+
+
+def catch_config(tmp_path: Path, **overrides) -> A3CConfig:
+    return A3CConfig.preset("fast", game="catch", workers=1, lr=1e-3, run_dir=str(tmp_path), **overrides)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def assert_all_gone(pids: list[int], timeout: float = 30) -> None:
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout,
+             f"child processes {[pid for pid in pids if alive(pid)]} to exit")
+
+
+def test_start_stop_restart_are_harmless_twice_and_training_continues(tmp_path: Path, capsys) -> None:
+    trainer = Trainer(catch_config(tmp_path, keep_checkpoints=1), run_dir=tmp_path / "run")
+    trainer.start()
+    trainer.start()
+    assert "already running: start() did nothing" in capsys.readouterr().err
+    pids = list(trainer.process_ids().values())
+    assert len(pids) == 2  # one worker and the evaluator
+    wait_for(lambda: trainer.steps >= 300 and trainer.history.episodes, 60, "300 steps and an episode")
+    first = trainer.stop()
+    assert_all_gone(pids)
+    assert trainer.stop() is None
+    assert "not running: stop() did nothing" in capsys.readouterr().err
+    steps, episodes, elapsed = trainer.steps, len(trainer.history.episodes), trainer.elapsed
+    assert trainer.status()["running"] is False and trainer.status()["frames_per_second"] == 0
+    assert trainer.process_ids() == {}
+
+    # pause / resume is stop / start: the counters, the history and the clock go on
+    with trainer:
+        pids = list(trainer.process_ids().values())
+        wait_for(lambda: len(trainer.history.episodes) > episodes, 60, "a new episode after the restart")
+    assert_all_gone(pids)
+    assert trainer.steps > steps and trainer.elapsed > elapsed
+    new = trainer.history.episodes[episodes:]
+    assert all(e["steps"] > steps and e["elapsed"] > elapsed for e in new)
+    status = trainer.status()
+    assert status["episodes"] == len(trainer.history.episodes)
+    assert status["workers"][0]["episodes"] == len(trainer.history.episodes)
+    # keep_checkpoints=1: the second stop's checkpoint replaced the first
+    assert not first.exists()
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")] == [f"step-{trainer.steps:012d}.pt"]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(trainer.history.episodes) + len(trainer.history.evals) + len(trainer.history.losses)
+
+
+def test_no_child_left_after_an_exception_in_the_with_block(tmp_path: Path) -> None:
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with Trainer(catch_config(tmp_path), verbose=False) as trainer:
+            pids = list(trainer.process_ids().values())
+            wait_for(lambda: trainer.steps > 0, 60, "the first steps")
+            raise RuntimeError("boom")
+    assert len(pids) == 2
+    assert_all_gone(pids)
+    assert not trainer.running
+
+
+PARENT = """
+import json, sys, time
+from a3c_core import A3CConfig, Trainer
+config = A3CConfig.preset("fast", game="catch", workers=2, lr=1e-3, run_dir=sys.argv[1])
+trainer = Trainer(config, verbose=False).start()
+while trainer.steps < 200:
+    time.sleep(0.1)
+print(json.dumps(trainer.process_ids()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_no_child_left_after_the_parent_is_killed_with_sigkill(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline()  # bounded: the parent prints once 200 steps are done
+        pids = json.loads(line)
+        assert set(pids) == {"worker 0", "worker 1", "evaluator"}
+        assert all(alive(pid) for pid in pids.values())
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        # the workers, the evaluator and multiprocessing's resource tracker
+        assert_all_gone([int(pid) for pid in children] + list(pids.values()), timeout=30)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+
+
+def test_a_killed_worker_is_reported_and_restarted_and_training_continues(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path), verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.steps > 100, 60, "the first steps")
+        victim = trainer.process_ids()["worker 0"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: trainer.restarts == 1, 30, "the restart")
+        errors = trainer.history.errors
+        assert [e["source"] for e in errors] == ["worker 0"]
+        assert errors[0]["error"] == "worker 0 exited with code -9"
+        restarted = trainer.process_ids()["worker 0"]
+        assert restarted != victim and alive(restarted)
+        steps = trainer.steps
+        wait_for(lambda: trainer.steps > steps + 100, 60, "training to continue after the restart")
+        assert trainer.status()["errors"] == 1 and trainer.status()["restarts"] == 1
+        pids = list(trainer.process_ids().values())
+    assert_all_gone(pids + [victim])
+
+
+def test_resume_continues_model_counters_history_and_the_reward_curve(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path, eval_steps_per_second=0), run_dir=tmp_path / "run", verbose=False)
+    with trainer:
+        wait_for(lambda: len(trainer.history.evals) >= 2 and trainer.history.episodes, 60, "two evaluator episodes")
+    checkpoint = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))[-1]
+
+    resumed = Trainer.from_checkpoint(checkpoint, verbose=False, workers=2)
+    assert resumed.run_dir == tmp_path / "run" and resumed.config.workers == 2
+    assert resumed.steps == trainer.steps
+    assert resumed.elapsed == pytest.approx(trainer.elapsed)
+    assert resumed.history.to_dict() == trainer.history.to_dict()
+    for name, value in trainer.model.state_dict().items():
+        assert resumed.model.state_dict()[name].equal(value), name
+    step = resumed.optimizer.state_dict()["state"][0]["step"]
+    assert step == trainer.optimizer.state_dict()["state"][0]["step"] and step > 0
+
+    evals = len(resumed.history.evals)
+    with resumed:
+        wait_for(lambda: len(resumed.history.evals) > evals, 60, "an evaluator episode after the resume")
+    new = resumed.history.evals[evals:]
+    assert all(e["steps"] >= trainer.steps and e["elapsed"] > trainer.elapsed for e in new)
+    assert resumed.history.evals[:evals] == trainer.history.evals
+    assert {e["rank"] for e in resumed.history.episodes[len(trainer.history.episodes):]} <= {0, 1}
+
+
+def test_a_truncated_checkpoint_raises_a_clear_error_and_the_previous_one_is_intact(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    previous = trainer.save()
+    trainer._steps.value = 1000  # as if it had trained 1000 steps
+    latest = trainer.save()
+    assert previous != latest
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        Trainer.from_checkpoint(latest, verbose=False)
+    assert Trainer.from_checkpoint(previous, verbose=False).steps == 0
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        Trainer.from_checkpoint(foreign, verbose=False)
+
+
+def test_records_the_next_episode_and_milestones_as_gifs(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path, snapshot_minutes=0.05), run_dir=tmp_path / "run", verbose=False)
+    with pytest.raises(RuntimeError, match="not running"):
+        trainer.record_next_episode()
+    with trainer:
+        trainer.record_next_episode("first")
+        wait_for(lambda: len(trainer.recordings) >= 2, 60, "the requested GIF and the milestone GIF")
+    names = [path.name.rsplit("-", 1)[0] for path in trainer.gifs()]
+    assert "first" in names and any(name.startswith("after-") and name.endswith("min") for name in names), names
+    assert trainer.gifs() == sorted(trainer.recordings, key=lambda p: p.stat().st_mtime)
+    frames = iio.imread(trainer.recordings[0])
+    assert frames.ndim == 4 and frames.shape[1:] == (210, 160, 3) and len(frames) >= 5
+    assert iio.immeta(trainer.recordings[0])["loop"] == 0
+    assert not list((tmp_path / "run" / "gifs").glob("*.tmp"))
