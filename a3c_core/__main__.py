@@ -6,6 +6,7 @@
     python -m a3c_core train --preset fast --game catch --workers 2 --lr 1e-3 --max-minutes 2
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
+    python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 
 Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
 stops training cleanly and writes a final checkpoint.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from .checkpoint import load_model
+from .checkpoint import export_agent, load_model
 from .config import PRESETS, A3CConfig
 from .envs import make_env
 from .evaluator import play_episode
@@ -47,7 +50,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m a3c_core", description="A3C on Atari Pong and Space Invaders.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="subcommand", required=True)
 
     train = commands.add_parser("train", help="train in background processes, with a progress bar")
     train.add_argument("--preset", choices=sorted(PRESETS), default="seed",
@@ -61,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--episodes", type=int, default=3)
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--gif", help="save the first episode as a GIF at this path")
+
+    export = commands.add_parser("export", help="write a small play-only copy of a checkpoint (e.g. for data/)")
+    export.add_argument("checkpoint")
+    export.add_argument("output", help="the .pt file to write; a .json summary is written beside it")
+    export.add_argument("--command", default="", help="the command that trained the checkpoint, for the record")
     return parser
 
 
@@ -118,11 +126,21 @@ def play(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    extra = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
+             "command": args.command, "exported": time.strftime("%Y-%m-%d")}
+    summary = export_agent(args.checkpoint, args.output, extra)
+    size = Path(args.output).stat().st_size / 1e6
+    print(f"wrote {args.output} ({size:.1f} MB) and its .json: {summary['game']}, {summary['steps']:,} steps, "
+          f"{summary['minutes']} min, last evaluator scores {summary['final_evaluator_scores']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": train, "play": play}[args.command](args)
+        return {"train": train, "play": play, "export": export}[args.subcommand](args)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
 

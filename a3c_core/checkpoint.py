@@ -2,7 +2,8 @@
 
 A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
-so far, plain lists). It is written to a temporary file in the same folder and then renamed, so a
+so far, plain lists). An *exported* agent (:func:`export_agent`, the files in ``data/``) keeps only
+what playing needs: no optimizer state, and the weights in float16. It is written to a temporary file in the same folder and then renamed, so a
 crash mid-save never leaves a half-written checkpoint under the real name. Loading uses
 ``torch.load(weights_only=True)``: tensors and plain containers only, so a checkpoint from a
 stranger cannot run code on your machine.
@@ -10,6 +11,7 @@ stranger cannot run code on your machine.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +23,7 @@ from .config import A3CConfig
 from .model import ActorCritic
 
 FORMAT = "a3c-lab/1"
-REQUIRED_KEYS = ("format", "config", "model", "optimizer", "counters", "history")
+REQUIRED_KEYS = ("format", "config", "model", "counters", "history")
 
 
 class CheckpointError(RuntimeError):
@@ -78,3 +80,34 @@ def load_model(path: str | os.PathLike) -> tuple[ActorCritic, A3CConfig, list[st
     model = ActorCritic.from_config(config, n_actions)
     model.load_state_dict(payload["model"])
     return model.eval(), config, names
+
+
+def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Write a small play-only copy of ``checkpoint``: float16 weights, config, counters, the evaluator's
+    curve; no optimizer state. Returns the summary (config, steps, minutes, final evaluator scores,
+    plus ``extra``, e.g. the command and the machine) that is also written as JSON beside ``path``.
+    """
+    payload = load_checkpoint(checkpoint)
+    evals = payload["history"].get("evals", [])
+    small = {
+        "config": payload["config"],
+        "model": {name: tensor.half() if tensor.is_floating_point() else tensor
+                  for name, tensor in payload["model"].items()},
+        "counters": payload["counters"],
+        "history": {"evals": evals},
+        "action_names": payload.get("action_names", []),
+    }
+    save_checkpoint(path, small)
+    summary = {
+        "file": Path(path).name,
+        "game": payload["config"]["game"],
+        "steps": payload["counters"]["steps"],
+        "minutes": round(payload["counters"]["elapsed"] / 60, 1),
+        "evaluator_episodes": len(evals),
+        "final_evaluator_scores": [e["score"] for e in evals[-10:]],
+        "config": payload["config"],
+        **(extra or {}),
+    }
+    Path(path).with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -65,3 +65,22 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path):
     with pytest.raises(Exception):
         save_checkpoint(path, {"config": Sneaky(), "unpicklable": lambda: None})
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+def test_export_keeps_a_small_play_only_copy(tmp_path):
+    import json
+
+    from a3c_core.checkpoint import export_agent
+
+    full = save_checkpoint(tmp_path / "full.pt", payload())
+    summary = export_agent(full, tmp_path / "agent.pt", {"command": "python -m a3c_core train ..."})
+    small = load_checkpoint(tmp_path / "agent.pt")
+    assert "optimizer" not in small and small["model"]["policy.weight"].dtype == torch.float16
+    assert (tmp_path / "agent.pt").stat().st_size < 0.6 * full.stat().st_size
+    assert json.loads((tmp_path / "agent.json").read_text()) == summary
+    assert summary["steps"] == 12 and summary["final_evaluator_scores"] == [1.0]
+    model, _, _ = load_model(tmp_path / "agent.pt")
+    original = load_checkpoint(full)["model"]
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype == torch.float32
+        torch.testing.assert_close(tensor, original[name], atol=1e-3, rtol=1e-3)
