@@ -1,0 +1,130 @@
+"""The dashboard's widgets without a browser: what they hold, how the thread refreshes them, the buttons.
+
+(``test_browser.py`` checks that JupyterLab renders them and that the updates reach the page.)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from a3c_core import A3CConfig, Trainer, make_env
+from a3c_core.dashboard import Dashboard, format_duration, status_line
+from a3c_core.trainer import History
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def png_shape(data: bytes) -> tuple[int, ...]:
+    assert data[:4] == b"\x89PNG"
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).shape
+
+
+def catch_frames(count: int) -> list[np.ndarray]:
+    env = make_env(A3CConfig.preset("fast", game="catch"), render_mode="rgb_array")
+    env.reset(seed=0)
+    frames = []
+    for _ in range(count):
+        env.step(0)
+        frames.append(env.render())
+    env.close()
+    return frames
+
+
+@pytest.fixture
+def stopped_trainer(tmp_path: Path) -> Trainer:
+    """A trainer that never started, with 12 evaluator episodes and 40 training episodes of history."""
+    trainer = Trainer(A3CConfig.preset("fast", game="catch", workers=2), run_dir=tmp_path / "run", verbose=False)
+    trainer.history = History(
+        evals=[{"steps": 100 * i, "elapsed": 3.0 * i, "score": -5.0 + i, "reward": -5.0 + i} for i in range(12)],
+        episodes=[{"steps": 30 * i, "elapsed": 0.9 * i, "reward": -5.0 + i / 4, "rank": i % 2} for i in range(40)])
+    trainer.latest_frame = {"kind": "frame", "episode": 0, "t": 2, "frame": catch_frames(1)[0]}
+    return trainer
+
+
+def test_format_duration_and_status_line() -> None:
+    assert format_duration(3725.9) == "1:02:05"
+    status = {"running": True, "frames": 123456, "frames_per_second": 1234.4, "elapsed": 75.0, "eval_latest": 3.0,
+              "eval_mean10": 2.25, "eval_episodes": 12, "episodes": 40, "errors": 1, "restarts": 1,
+              "workers": {0: {"mean10": 1.5}, 1: {"mean10": -0.5}}}
+    line = status_line(status)
+    for part in ("running", "123,456 frames", "1,234 frames/s", "0:01:15 of training", "last 3, mean of 10 2.25",
+                 "(12 episodes)", "0: 1.50, 1: -0.50", "1 crash(es), 1 restart(s)"):
+        assert part in line, part
+    quiet = status_line({**status, "running": False, "eval_latest": None, "workers": {}, "errors": 0})
+    assert "stopped" in quiet and "no episode finished yet" in quiet and "crash" not in quiet
+
+
+def test_shows_the_history_of_a_run_it_did_not_see_and_switches_views(stopped_trainer: Trainer) -> None:
+    dashboard = Dashboard(stopped_trainer)
+    try:
+        assert png_shape(dashboard.frame.value) == (420, 320, 3)  # the Atari frame, twice as large
+        assert png_shape(dashboard.plot.value) == (272, 720, 4)
+        assert "stopped" in dashboard.status.value and "(12 episodes)" in dashboard.status.value
+        assert not dashboard.start_button.disabled
+        assert dashboard.stop_button.disabled and dashboard.record_button.disabled
+        assert dashboard.gallery_box.layout.display == "none"  # no GIF yet
+
+        dashboard.view.value = "state"  # the 80x80 gray state, four times as large
+        assert png_shape(dashboard.frame.value) == (320, 320)
+        by_frames = dashboard.plot.value
+        dashboard.x_axis.value = "minutes"
+        assert dashboard.plot.value != by_frames
+    finally:
+        dashboard.close()
+
+
+def test_the_thread_shows_new_frames_and_a_rerun_replaces_the_old_dashboard(stopped_trainer: Trainer) -> None:
+    first = Dashboard(stopped_trainer, frame_interval=0.05)
+    shown = first.frame.value
+    for t, frame in enumerate(catch_frames(12)[4:], start=3):  # the ball has moved by then
+        stopped_trainer.latest_frame = {"kind": "frame", "episode": 0, "t": t, "frame": frame}
+    wait_for(lambda: first.frame.value != shown, 5, "the refresh thread to show the new frame")
+
+    second = Dashboard(stopped_trainer, frame_interval=0.05)  # the cell is run again
+    try:
+        first._thread.join(5)
+        assert not first._thread.is_alive() and first.widget.comm is None and first.frame.comm is None
+        assert second._thread.is_alive() and second.frame.value == first.frame.value
+    finally:
+        second.close()
+    second._thread.join(5)
+    assert not second._thread.is_alive()
+
+
+def test_buttons_start_record_save_and_stop_a_real_run(tmp_path: Path) -> None:
+    config = A3CConfig.preset("fast", game="catch", workers=1, lr=1e-3, snapshot_minutes=0)
+    trainer = Trainer(config, run_dir=tmp_path / "run", verbose=False)
+    dashboard = Dashboard(trainer, frame_interval=0.1)
+    try:
+        dashboard.start_button.click()
+        wait_for(lambda: trainer.running and dashboard.frame.value, 60, "the first frame")
+        wait_for(lambda: dashboard.start_button.disabled and not dashboard.stop_button.disabled, 5, "the buttons")
+        dashboard.record_button.click()
+        wait_for(lambda: "recording" in dashboard.message.value, 5, "the recording message")
+        wait_for(lambda: dashboard.gallery.options, 60, "the GIF in the gallery")
+        assert dashboard.gallery_box.layout.display == "flex"
+        assert dashboard.gif.value[:4] == b"GIF8"
+        assert Path(dashboard.gallery.value) == trainer.recordings[0]
+
+        dashboard.save_button.click()
+        wait_for(lambda: "saved" in dashboard.message.value, 30, "the save message")
+        pids = list(trainer.process_ids().values())
+        dashboard.stop_button.click()
+        wait_for(lambda: "stopped; checkpoint" in dashboard.message.value, 60, "the stop message")
+        assert not trainer.running and "stopped" in dashboard.status.value
+        assert len(pids) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)  # joined and reaped
+        assert len(list((tmp_path / "run" / "checkpoints").glob("*.pt"))) == 2
+    finally:
+        dashboard.close()
+        trainer.stop(save=False)
