@@ -75,6 +75,8 @@ class A3CConfig:
         default=30.0,
         metadata={"help": "save a GIF of the evaluator's next episode after this many training minutes, then at "
                           "every doubling (30, 60, 120 ... min), under gifs/ in the run folder (0: none)"})
+    wandb: bool = field(default=False, metadata={"help": "also log to Weights & Biases, offline, under the run "
+                                                          "folder (needs the wandb package)"})
     restart_crashed: bool = field(default=True, metadata={"help": "restart a worker process that crashed"})
     run_dir: str = field(default="runs", metadata={"help": "folder under which each run gets its own folder"})
 

@@ -100,7 +100,6 @@ class Dashboard:
         self.frame_interval = frame_interval
         self.plot_interval = plot_interval
         config = trainer.config
-        self._frames_per_step = 1 if config.game == "catch" else config.frame_skip
 
         self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.frame = widgets.Image(format="png", layout=widgets.Layout(width=f"{FRAME_WIDTH}px"))
@@ -220,7 +219,7 @@ class Dashboard:
             return
         self._plotted, self._plotted_at = key, now
         self.plot.value = figure_png(reward_figure(history, x=self.x_axis.value,
-                                                   frames_per_step=self._frames_per_step))
+                                                   frames_per_step=self.trainer.frames_per_step))
 
     def _show_errors(self) -> None:
         errors = self.trainer.history.errors

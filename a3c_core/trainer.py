@@ -36,6 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import A3CConfig
 from .envs import action_names, make_env
 from .evaluator import run_evaluator
+from .loggers import open_loggers
 from .model import ActorCritic
 from .plots import save_gif
 from .shared import SharedAdam
@@ -101,6 +102,7 @@ class Trainer:
         self.recordings: list[Path] = []             # GIFs written by this trainer, oldest first
         self._recording: dict[str, Any] | None = None  # the GIF being collected: name, episode, frames
         self._gif_writers: list[threading.Thread] = []
+        self._loggers: list[Any] = []                  # TensorBoard / W&B, when installed (loggers.py)
         self._next_snapshot = config.snapshot_minutes  # training minutes of the next milestone GIF
 
         self._ctx = mp.get_context("spawn")
@@ -129,9 +131,14 @@ class Trainer:
         return int(self._steps.value)
 
     @property
+    def frames_per_step(self) -> int:
+        """Emulator frames per agent step: the frame skip (Catch has none)."""
+        return 1 if self.config.game == "catch" else self.config.frame_skip
+
+    @property
     def frames(self) -> int:
-        """Emulator frames: agent steps times frame skip (Catch has no frame skip)."""
-        return self.steps * (1 if self.config.game == "catch" else self.config.frame_skip)
+        """Emulator frames: agent steps times frame skip."""
+        return self.steps * self.frames_per_step
 
     @property
     def elapsed(self) -> float:
@@ -147,6 +154,7 @@ class Trainer:
                 return self
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+            self._loggers = open_loggers(self.run_dir, self.frames_per_step, self.config.to_dict())
             self._stop_event.clear()
             self._halt.clear()
             self._started_at = time.time()
@@ -193,6 +201,9 @@ class Trainer:
             for writer in self._gif_writers:
                 writer.join(30)
             self._gif_writers.clear()
+            for logger in self._loggers:
+                logger.close()
+            self._loggers = []
             path = self.save() if save else None
         finally:
             self._lock.release()
@@ -299,6 +310,8 @@ class Trainer:
                 print(f"[a3c] {record['source']} reported an error:\n{record['error']}", file=sys.stderr)
             if kind == "eval":
                 self._collect(record)
+            for logger in self._loggers:
+                logger(record, self.steps_per_second() * self.frames_per_step)
         for listener in self.listeners:
             listener(record)
 
@@ -368,13 +381,12 @@ class Trainer:
         per_worker: dict[int, list[float]] = {}
         for episode in self.history.episodes:
             per_worker.setdefault(episode["rank"], []).append(episode["reward"])
-        frame_factor = self.frames / self.steps if self.steps else 1
         return {
             "running": self.running,
             "steps": self.steps,
             "frames": self.frames,
             "steps_per_second": self.steps_per_second(),
-            "frames_per_second": self.steps_per_second() * frame_factor,
+            "frames_per_second": self.steps_per_second() * self.frames_per_step,
             "elapsed": self.elapsed,
             "episodes": len(self.history.episodes),
             "eval_episodes": len(evals),

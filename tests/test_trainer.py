@@ -5,6 +5,7 @@ Every wait is bounded; every test leaves no child process behind (checked in the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import pytest
 
 from a3c_core import A3CConfig, Trainer
 from a3c_core.checkpoint import CheckpointError
+from a3c_core.loggers import open_loggers, scalars
 
 
 def catch_config(tmp_path: Path, **overrides) -> A3CConfig:
@@ -203,3 +205,29 @@ def test_records_the_next_episode_and_milestones_as_gifs(tmp_path: Path) -> None
     assert frames.ndim == 4 and frames.shape[1:] == (210, 160, 3) and len(frames) >= 5
     assert iio.immeta(trainer.recordings[0])["loop"] == 0
     assert not list((tmp_path / "run" / "gifs").glob("*.tmp"))
+
+
+def test_optional_loggers_name_every_number_and_wandb_asked_for_but_missing_is_a_clear_error(tmp_path: Path) -> None:
+    assert scalars({"kind": "eval", "score": 3.0, "reward": 2.5, "length": 90}) == {
+        "eval/score": 3.0, "eval/reward": 2.5, "eval/length": 90}
+    assert scalars({"kind": "episode", "reward": -1.0, "length": 40}) == {"train/reward": -1.0, "train/length": 40}
+    assert scalars({"kind": "losses", "policy_loss": 0.5, "value_loss": 0.25, "entropy": 1.1}) == {
+        "loss/policy": 0.5, "loss/value": 0.25, "loss/entropy": 1.1}
+    assert scalars({"kind": "frame"}) == {} and scalars({"kind": "error"}) == {}
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(RuntimeError, match="pip install wandb"):
+            open_loggers(tmp_path, 4, {"wandb": True})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed (optional)")
+def test_tensorboard_event_files_hold_the_rewards_and_losses(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.history.evals and trainer.history.losses, 60, "an evaluator episode and losses")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/score", "train/reward", "loss/policy", "loss/entropy", "speed/frames_per_second"} <= tags
+    scores = [event.value for event in events.Scalars("eval/score")]
+    assert scores == [e["score"] for e in trainer.history.evals]
