@@ -102,11 +102,12 @@ class Dashboard:
         config = trainer.config
 
         self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self.frame = widgets.Image(format="png", layout=widgets.Layout(width=f"{FRAME_WIDTH}px"))
+        self.frame = widgets.Image(format="png", layout=widgets.Layout(width=f"{FRAME_WIDTH}px",
+                                                                        min_width=f"{FRAME_WIDTH}px"))
         self.view = widgets.ToggleButtons(options=[("game", "game"), ("model input", "state")], value="game",
                                           style={"button_width": "100px"},
                                           tooltips=["the raw Atari frame", "the cropped, resized state the model sees"])
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px", min_width="480px"))
         self.x_axis = widgets.ToggleButtons(options=[("frames", "frames"), ("wall time", "minutes")], value="frames",
                                             style={"button_width": "100px"})
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
@@ -141,7 +142,9 @@ class Dashboard:
         self.widget = widgets.VBox([
             widgets.HTML(f"<b>A3C on {config.game}</b>: {config.workers} workers, run folder "
                          f"<code>{html.escape(str(trainer.run_dir))}</code>"),
-            self.status, controls, self.message, widgets.HBox([left, right]), self.errors,
+            self.status, controls, self.message,
+            widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
+            self.errors,
             self.gallery_box,
         ])
 
