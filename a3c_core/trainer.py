@@ -27,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,26 +268,37 @@ class Trainer:
         last_check = 0.0
         while not self._halt.is_set():
             try:
-                self._handle(self._queue.get(timeout=0.1))
-            except queue_module.Empty:
-                pass
-            now = time.monotonic()
-            if now - last_check < 1.0:
-                continue
-            last_check = now
-            self._rate.append((now, self.steps))
-            self._check_processes()
-            if now - self._last_checkpoint >= 60 * self.config.checkpoint_minutes:
-                self.save()
-            if self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
-                if self._recording is None:
-                    self.record_next_episode(f"after-{self._next_snapshot:g}min")
-                self._skip_past_snapshots()
-            limit_steps = self.config.max_steps and self.steps >= self.config.max_steps
-            limit_time = self.config.max_minutes and self.elapsed >= 60 * self.config.max_minutes
-            if limit_steps or limit_time:
-                threading.Thread(target=self.stop, name="a3c-stop", daemon=True).start()
-                return
+                try:
+                    self._handle(self._queue.get(timeout=0.1))
+                except queue_module.Empty:
+                    pass
+                now = time.monotonic()
+                if now - last_check >= 1.0:
+                    last_check = now
+                    if self._every_second(now):
+                        return
+            except Exception:  # a bug here must not silently end the run's bookkeeping: show it, go on
+                error = {"kind": "error", "source": "reader", "time": time.time(), "elapsed": self.elapsed,
+                         "error": traceback.format_exc()}
+                self.history.errors.append(error)
+                self._say(f"the reader thread hit an error and goes on:\n{error['error']}")
+
+    def _every_second(self, now: float) -> bool:
+        """The reader's periodic duties; True when the run reached its limit and is being stopped."""
+        self._rate.append((now, self.steps))
+        self._check_processes()
+        if now - self._last_checkpoint >= 60 * self.config.checkpoint_minutes:
+            self.save()
+        if self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
+            if self._recording is None:
+                self.record_next_episode(f"after-{self._next_snapshot:g}min")
+            self._skip_past_snapshots()
+        limit_steps = self.config.max_steps and self.steps >= self.config.max_steps
+        limit_time = self.config.max_minutes and self.elapsed >= 60 * self.config.max_minutes
+        if limit_steps or limit_time:
+            threading.Thread(target=self.stop, name="a3c-stop", daemon=True).start()
+            return True
+        return False
 
     def _drain(self) -> None:
         while True:
