@@ -10,8 +10,12 @@
 ``loss``           n-step returns, GAE, the A3C loss (notebook 04)
 ``worker``         one training process
 ``evaluator``      the greedy evaluation process
-``trainer``        ``Trainer``: start / stop / status / checkpoints
-``checkpoint``     atomic save, weights-only load
+``trainer``        ``Trainer``: start / stop / status / checkpoints / GIFs
+``checkpoint``     atomic save, weights-only load, export of small agents
+``dashboard``      ``Dashboard(trainer)``: live frames, reward plots, controls (notebook 05)
+``plots``          matplotlib and image helpers the notebooks and the dashboard share
+``loggers``        optional TensorBoard and Weights & Biases logging
+``checks``         self-checks for the notebook exercises
 =================  ==============================================================
 """
 

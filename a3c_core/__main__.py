@@ -29,6 +29,7 @@ from .checkpoint import export_agent, load_model
 from .config import PRESETS, A3CConfig
 from .envs import make_env
 from .evaluator import play_episode
+from .plots import save_gif
 from .trainer import Trainer
 
 _TYPES = {"int": int, "float": float, "str": str}
@@ -118,9 +119,7 @@ def play(args: argparse.Namespace) -> int:
         print(f"episode {episode + 1}: score {result['score']:+g}, reward {result['reward']:+.1f}, "
               f"{result['length']} steps")
         if result["frames"]:
-            import imageio.v3 as iio
-
-            iio.imwrite(args.gif, result["frames"][::2], duration=1000 / 30, loop=0)
+            save_gif(args.gif, result["frames"][::2], fps=30)  # every 2nd step: twice the game's own speed
             print(f"saved {args.gif}")
     print(f"mean score over {len(scores)} episodes: {sum(scores) / len(scores):+.2f}")
     return 0

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import A3CConfig
 from .envs import action_names, make_env
 from .evaluator import run_evaluator
@@ -449,6 +449,9 @@ class Trainer:
         fields (for example ``workers=4`` or ``max_minutes=30``).
         """
         payload = load_checkpoint(path)
+        if "optimizer" not in payload:
+            raise CheckpointError(f"{path} is a play-only export (no optimizer state): play it with "
+                                  f"checkpoint.load_model, or resume from a checkpoint in a run folder")
         config = A3CConfig.from_dict({**payload["config"], **overrides})
         path = Path(path)
         if run_dir is None:

@@ -31,3 +31,11 @@ def test_every_agent_has_its_record(name):
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
         assert key in summary
     assert (DATA / f"{name}-curve.csv").read_text().startswith("episode,steps,frames,minutes,score")
+
+
+def test_an_exported_agent_cannot_be_resumed_and_says_why():
+    from a3c_core import Trainer
+    from a3c_core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="play-only export"):
+        Trainer.from_checkpoint(DATA / "pong-fast.pt")
