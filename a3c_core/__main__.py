@@ -3,7 +3,7 @@
 ::
 
     python -m a3c_core train --game pong --workers 8              # the seed preset
-    python -m a3c_core train --preset fast --game catch --workers 2 --lr 1e-3 --max-minutes 2
+    python -m a3c_core train --preset catch --max-minutes 2
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt

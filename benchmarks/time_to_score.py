@@ -87,15 +87,15 @@ def main() -> None:
 
     trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with trainer:
-        while trainer.running:
-            reached = first_reach(trainer.history.evals, args.target)
-            if reached is not None:
-                break
-            time.sleep(2.0)
-            status = trainer.status()
-            mean = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
-            print(f"\r{status['elapsed'] / 60:5.1f} min  {status['steps']:>10,} steps  "
-                  f"{status['steps_per_second']:6.0f} steps/s  eval mean10 {mean}", end="", flush=True)
+        try:
+            while trainer.running and first_reach(trainer.history.evals, args.target) is None:
+                time.sleep(2.0)
+                status = trainer.status()
+                mean = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+                print(f"\r{status['elapsed'] / 60:5.1f} min  {status['steps']:>10,} steps  "
+                      f"{status['steps_per_second']:6.0f} steps/s  eval mean10 {mean}", end="", flush=True)
+        except KeyboardInterrupt:
+            print("\ninterrupted: writing what was measured so far")
     print()
     evals = trainer.history.evals
     frame_skip = 1 if config.game == "catch" else config.frame_skip

@@ -25,7 +25,7 @@ def random_policy_mean(config: A3CConfig, episodes: int = 200) -> float:
 
 
 def test_a3c_learns_catch_within_a_few_minutes(tmp_path):
-    config = A3CConfig.preset("fast", game="catch", workers=2, lr=1e-3, max_minutes=5, run_dir=str(tmp_path))
+    config = A3CConfig.preset("catch", max_minutes=5, run_dir=str(tmp_path))
     baseline = random_policy_mean(config)
     assert baseline < -2.0  # a random paddle catches about one ball in four
 
