@@ -31,29 +31,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-import time
 
-from a3c_core import A3CConfig, Trainer
+from throughput import multi_process  # the same measurement as the throughput table (this folder)
+
+from a3c_core import A3CConfig
 from a3c_core.dashboard import Dashboard
-
-
-def measure(config: A3CConfig, dashboard: bool, warmup: float, seconds: float) -> float:
-    """Agent steps per second of one run, measured for ``seconds`` after a ``warmup``."""
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config.replace(run_dir=run_dir), verbose=False)
-        view = Dashboard(trainer) if dashboard else None
-        trainer.start()
-        try:
-            time.sleep(warmup)
-            t0, s0 = time.perf_counter(), trainer.steps
-            time.sleep(seconds)
-            t1, s1 = time.perf_counter(), trainer.steps
-        finally:
-            trainer.stop(save=False)
-            if view is not None:
-                view.close()
-    return (s1 - s0) / (t1 - t0)
 
 
 def main() -> None:
@@ -61,17 +43,16 @@ def main() -> None:
     parser.add_argument("--game", default="pong")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring (processes start)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind")
     args = parser.parse_args()
 
     config = A3CConfig.preset("fast", game=args.game, workers=args.workers, snapshot_minutes=0)
     results: dict[bool, list[float]] = {False: [], True: []}
-    print(f"{args.game}, fast preset, {args.workers} workers, {args.seconds:g} s per run after {args.warmup:g} s")
+    print(f"{args.game}, fast preset, {args.workers} workers, {args.seconds:g} s per run once all workers are up")
     print(f"{'run':>4}  {'dashboard':>9}  {'steps/s':>8}")
     for repeat in range(args.repeats):
         for dashboard in ((False, True) if repeat % 2 == 0 else (True, False)):
-            rate = measure(config, dashboard, args.warmup, args.seconds)
+            rate = multi_process(config, args.seconds, attach=Dashboard if dashboard else None)
             results[dashboard].append(rate)
             print(f"{repeat + 1:>4}  {'with' if dashboard else 'without':>9}  {rate:8.1f}", flush=True)
     without, with_ = statistics.median(results[False]), statistics.median(results[True])

@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import threading
 import time
+from typing import Any, Callable
 
 import torch
 
@@ -62,10 +63,15 @@ class _NullQueue:
         pass
 
 
-def multi_process(config: A3CConfig, seconds: float) -> float:
-    """Agent steps per second of a real Trainer run, measured after all processes are up."""
+def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer], Any] | None = None) -> float:
+    """Agent steps per second of a real Trainer run, measured after all processes are up.
+
+    ``attach(trainer)``, if given, builds something that watches the run (a dashboard) before it
+    starts; it is closed with the run.
+    """
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config.replace(run_dir=run_dir), verbose=False)
+        watcher = attach(trainer) if attach else None
         trainer.start()
         try:
             deadline = time.monotonic() + 120
@@ -77,6 +83,8 @@ def multi_process(config: A3CConfig, seconds: float) -> float:
             t1, s1 = time.perf_counter(), trainer.steps
         finally:
             trainer.stop(save=False)
+            if watcher is not None:
+                watcher.close()
     return (s1 - s0) / (t1 - t0)
 
 
