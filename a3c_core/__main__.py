@@ -6,6 +6,7 @@
     python -m a3c_core train --preset catch --max-minutes 2
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
+    python -m a3c_core play data/space-invaders-seed.pt --episodes 10 --sticky-action-prob 0.25 --vs-random
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 
 Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--episodes", type=int, default=3)
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--gif", help="save the first episode as a GIF at this path")
+    play.add_argument("--sticky-action-prob", type=float, metavar="P",
+                      help="play with this sticky-action probability instead of the training run's (0.25, "
+                           "ALE v5's default, makes each seed a different game)")
+    play.add_argument("--vs-random", action="store_true",
+                      help="also play as many episodes with uniformly random actions, and compare")
 
     export = commands.add_parser("export", help="write a small play-only copy of a checkpoint (e.g. for data/)")
     export.add_argument("checkpoint")
@@ -111,17 +117,31 @@ def train(args: argparse.Namespace) -> int:
 
 def play(args: argparse.Namespace) -> int:
     model, config, _ = load_model(args.checkpoint)
+    if args.sticky_action_prob is not None:
+        config = dataclasses.replace(config, sticky_action_prob=args.sticky_action_prob)
+        config.validate()
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     env = make_env(config, render_mode="rgb_array")
-    scores = []
-    for episode in range(args.episodes):
-        result = play_episode(model, env, seed=args.seed + episode, record=bool(args.gif) and episode == 0)
-        scores.append(result["score"])
-        print(f"episode {episode + 1}: score {result['score']:+g}, reward {result['reward']:+.1f}, "
-              f"{result['length']} steps")
-        if result["frames"]:
-            save_gif(args.gif, result["frames"][::2], fps=30)  # every 2nd step: twice the game's own speed
-            print(f"saved {args.gif}")
-    print(f"mean score over {len(scores)} episodes: {sum(scores) / len(scores):+.2f}")
+    players = {"agent": model, "random": None} if args.vs_random else {"agent": model}
+    means = {}
+    for name, player in players.items():
+        scores = []
+        for episode in range(args.episodes):
+            record = bool(args.gif) and episode == 0 and player is model
+            result = play_episode(player, env, seed=args.seed + episode, record=record)
+            scores.append(result["score"])
+            print(f"{name} episode {episode + 1}: score {result['score']:+g}, reward {result['reward']:+.1f}, "
+                  f"{result['length']} steps")
+            if result["frames"]:
+                save_gif(args.gif, result["frames"][::2], fps=30)  # every 2nd step: twice the game's own speed
+                print(f"saved {args.gif}")
+        means[name] = sum(scores) / len(scores)
+        print(f"{name}: mean score over {len(scores)} episodes: {means[name]:+.2f} "
+              f"(min {min(scores):+g}, max {max(scores):+g})")
+    if args.vs_random:
+        print(f"agent - random: {means['agent'] - means['random']:+.2f} points per episode "
+              f"({config.game}, sticky actions {config.sticky_action_prob:g})")
     return 0
 
 

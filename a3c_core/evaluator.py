@@ -26,10 +26,13 @@ from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_p
 EVAL_SEED_OFFSET = 10_000
 
 
-def play_episode(model: ActorCritic, env: Any, seed: int | None = None, greedy: bool = True,
+def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, greedy: bool = True,
                  record: bool = False, on_step: Callable[[int, int], bool] | None = None,
                  max_steps: int = 100_000) -> dict[str, Any]:
     """Play one episode with ``model`` from a fresh ``env.reset(seed=seed)``.
+
+    ``model=None`` plays uniformly random actions instead (``env.action_space.sample()``, seeded
+    with ``seed`` too): the baseline a trained agent must beat.
 
     ``on_step(t, action)`` is called after each step t = 1, 2, ...; returning False ends the episode
     early. ``env`` must come from ``make_env(config, render_mode="rgb_array")`` when ``record`` is true.
@@ -39,12 +42,18 @@ def play_episode(model: ActorCritic, env: Any, seed: int | None = None, greedy: 
     ``(210, 160, 3)`` uint8 frames from the first to the last.
     """
     obs, _ = env.reset(seed=seed)
-    hidden = model.initial_state()
+    if model is None:
+        env.action_space.seed(seed)
+    else:
+        hidden = model.initial_state()
     frames = [env.render()] if record else []
     reward_sum, length, finished, info = 0.0, 0, False, {}
     while not finished and length < max_steps:
-        with torch.no_grad():
-            action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden, greedy=greedy)
+        if model is None:
+            action = int(env.action_space.sample())
+        else:
+            with torch.no_grad():
+                action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden, greedy=greedy)
         obs, reward, terminated, truncated, info = env.step(action)
         reward_sum += float(reward)
         length += 1

@@ -91,6 +91,36 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
     return fig
 
 
+def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", title: str = "",
+                  size: tuple[float, float] = (9.0, 4.0)) -> Figure:
+    """Several runs on one plot: each curve's evaluator scores (faint dots) and their mean of 5
+    (line), against ``x``: ``"frames"``, ``"steps"`` or ``"minutes"``.
+
+    Args:
+        curves: label -> curve, as :func:`a3c_core.curves.read_curve` or
+            :func:`a3c_core.curves.curve_from_evals` return them (arrays of shape ``(E,)``).
+    """
+    labels = {**X_AXES, "steps": "agent steps (all workers)"}
+    if x not in labels:
+        raise ValueError(f"x must be one of {', '.join(labels)}, got {x!r}")
+    fig = Figure(figsize=size, dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for i, (label, curve) in enumerate(curves.items()):
+        color = f"C{i}"
+        ax.plot(curve[x], curve["score"], "o", ms=2.5, alpha=0.3, color=color)
+        ax.plot(curve[x], curve["mean5"], "-", lw=2, color=color, label=f"{label} ({len(curve['score'])} episodes)")
+    if curves:
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlabel(labels[x])
+    ax.set_ylabel("greedy evaluator score (dots), mean of 5 (lines)")
+    ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    if title:
+        ax.set_title(title, fontsize=11)
+    return fig
+
+
 def figure_png(fig: Figure) -> bytes:
     """The figure as PNG bytes (for an ``ipywidgets.Image`` or a file)."""
     buffer = io.BytesIO()

@@ -16,7 +16,6 @@ the evaluator still leaves most of the cores to the workers.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import statistics
@@ -32,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from a3c_core import A3CConfig, Trainer  # noqa: E402
 from a3c_core.__main__ import add_config_options, config_overrides  # noqa: E402
 from a3c_core.config import PRESETS  # noqa: E402
+from a3c_core.curves import curve_from_evals, write_curve  # noqa: E402
 
 WINDOW = 5
 
@@ -42,16 +42,6 @@ def first_reach(evals: list[dict], milestone: float) -> dict | None:
         if statistics.fmean(e["score"] for e in evals[i - WINDOW + 1: i + 1]) >= milestone:
             return evals[i]
     return None
-
-
-def write_curve(path: Path, evals: list[dict], frame_skip: int) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["episode", "steps", "frames", "minutes", "score", "reward", "length", f"mean{WINDOW}"])
-        for i, e in enumerate(evals):
-            window = [x["score"] for x in evals[max(0, i - WINDOW + 1): i + 1]]
-            writer.writerow([i, e["steps"], e["steps"] * frame_skip, round(e["elapsed"] / 60, 3), e["score"],
-                             round(e["reward"], 3), e["length"], round(statistics.fmean(window), 3)])
 
 
 def plot_curve(path: Path, evals: list[dict], title: str, target: float) -> None:
@@ -99,7 +89,7 @@ def main() -> None:
     print()
     evals = trainer.history.evals
     frame_skip = 1 if config.game == "catch" else config.frame_skip
-    write_curve(out / f"{name}.csv", evals, frame_skip)
+    write_curve(out / f"{name}.csv", curve_from_evals(evals, frame_skip))
     plot_curve(out / f"{name}.png", evals, f"{name}: greedy evaluator", args.target)
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(evals)} evaluator episodes")

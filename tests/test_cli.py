@@ -48,6 +48,15 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
     assert result.stdout.count("episode ") == 2 and "mean score over 2 episodes" in result.stdout
     assert gif.stat().st_size > 1000
 
+    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--episodes", "2", "--vs-random",
+                                   "--sticky-action-prob", "0.25"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("random episode ") == 2 and "random: mean score over 2 episodes" in result.stdout
+    assert "agent - random:" in result.stdout and "sticky actions 0.25" in result.stdout
+    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--sticky-action-prob", "1.5"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "sticky_action_prob must be between 0 and 1" in result.stderr
+
 
 def test_ctrl_c_stops_cleanly_with_a_final_checkpoint_and_no_process_left(tmp_path):
     process = subprocess.Popen(CLI + ["train", "--preset", "fast", "--game", "catch", "--workers", "2",

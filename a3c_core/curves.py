@@ -1,0 +1,83 @@
+"""Training curves as CSV files: the greedy evaluator's episodes against steps, frames and time.
+
+A curve is what the shipped agents in ``data/`` come with (``<name>-curve.csv``), what
+``benchmarks/time_to_score.py`` writes, and what notebook 08 overlays with a student's own runs.
+One row per evaluator episode::
+
+    episode,steps,frames,minutes,score,reward,length,mean5
+    0,2398,9592,0.052,-21.0,-21.0,764,-21.0
+
+``steps`` are agent steps of all workers together when the episode ended, ``frames`` emulator frames
+(``steps * frame_skip``), ``score`` the game's own score, ``reward`` the (possibly shaped) reward
+the agent was trained on, ``mean5`` the mean score of the last 5 episodes.
+
+>>> curve = curve_from_evals([{"steps": 10, "elapsed": 6.0, "score": 1.0, "reward": 0.5, "length": 7}], 4)
+>>> curve["frames"].tolist(), curve["minutes"].tolist(), curve["mean5"].tolist()
+([40.0], [0.1], [1.0])
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Episodes in the ``mean5`` column.
+WINDOW = 5
+#: The columns of a curve file, in order.
+COLUMNS = ("episode", "steps", "frames", "minutes", "score", "reward", "length", f"mean{WINDOW}")
+
+Curve = dict[str, np.ndarray]
+
+
+def curve_from_evals(evals: Sequence[dict[str, Any]], frame_skip: int) -> Curve:
+    """The curve of a run's evaluator records (``Trainer.history.evals``: dicts with ``steps``,
+    ``elapsed`` seconds, ``score``, ``reward``, ``length``): one float64 array of shape ``(E,)``
+    per column, for ``E`` episodes."""
+    scores = np.array([e["score"] for e in evals], dtype=np.float64)
+    sums = np.cumsum(np.insert(scores, 0, 0.0))
+    ends = np.arange(1, scores.size + 1)
+    starts = np.maximum(0, ends - WINDOW)
+    return {
+        "episode": np.arange(scores.size, dtype=np.float64),
+        "steps": np.array([e["steps"] for e in evals], dtype=np.float64),
+        "frames": np.array([e["steps"] * frame_skip for e in evals], dtype=np.float64),
+        "minutes": np.array([e["elapsed"] / 60 for e in evals], dtype=np.float64),
+        "score": scores,
+        "reward": np.array([e["reward"] for e in evals], dtype=np.float64),
+        "length": np.array([e["length"] for e in evals], dtype=np.float64),
+        f"mean{WINDOW}": (sums[ends] - sums[starts]) / (ends - starts) if scores.size else scores,
+    }
+
+
+def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
+    """Write ``curve`` as CSV (the columns of :data:`COLUMNS`); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        for i in range(len(curve["score"])):
+            writer.writerow([_cell(name, curve[name][i]) for name in COLUMNS])
+    return path
+
+
+def read_curve(path: str | os.PathLike) -> Curve:
+    """Read a curve CSV; a missing column raises ``ValueError`` naming it and the file."""
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+        header = rows[0].keys() if rows else set()
+    missing = [name for name in COLUMNS if rows and name not in header]
+    if missing:
+        raise ValueError(f"{path} is not a curve file: it lacks the column(s) {', '.join(missing)}")
+    return {name: np.array([float(row[name]) for row in rows], dtype=np.float64) for name in COLUMNS}
+
+
+def _cell(name: str, value: float) -> int | float:
+    """How a column is written: counts as whole numbers, the rest rounded to 3 decimals."""
+    if name in ("episode", "steps", "frames", "length"):
+        return int(value)
+    return round(float(value), 3)

@@ -1,0 +1,31 @@
+"""play_episode: the one game loop of the evaluator, the CLI and the notebooks, and its random baseline."""
+
+import torch
+
+from a3c_core import A3CConfig, ActorCritic, make_env
+from a3c_core.evaluator import play_episode
+
+
+def test_the_random_baseline_is_seeded_and_reports_the_games_own_score():
+    config = A3CConfig(game="space_invaders", height=32, width=32, grayscale=True, sticky_action_prob=0.25)
+    env = make_env(config)
+    first, again, other = (play_episode(None, env, seed=seed) for seed in (3, 3, 4))
+    assert first["finished"] and first["length"] > 50
+    assert (first["score"], first["length"]) == (again["score"], again["length"])
+    assert (first["score"], first["length"]) != (other["score"], other["length"])
+    # shaped reward: +0.1 per hit, -1 per life lost (3 lives); the score is the game's points
+    assert first["score"] > 0 and first["reward"] < 0 and first["score"] % 5 == 0
+
+
+def test_a_model_plays_greedily_and_on_step_can_end_the_episode():
+    config = A3CConfig(game="catch", height=32, width=32, grayscale=True)
+    env = make_env(config, render_mode="rgb_array")
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(config, env.action_space.n).eval()
+    actions = []
+    result = play_episode(model, env, seed=0, record=True, on_step=lambda t, a: actions.append(a) or t < 7)
+    assert result["length"] == 7 and not result["finished"] and len(result["frames"]) == 8
+    assert result["frames"][0].shape == (210, 160, 3)
+    replay = []
+    play_episode(model, env, seed=0, on_step=lambda t, a: replay.append(a) or t < 7)
+    assert replay == actions  # greedy play of a deterministic game: the same actions again
