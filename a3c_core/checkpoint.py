@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .config import A3CConfig
+from .curves import curve_from_evals, write_curve
 from .model import ActorCritic
 
 FORMAT = "a3c-lab/1"
@@ -86,8 +87,9 @@ def load_model(path: str | os.PathLike) -> tuple[ActorCritic, A3CConfig, list[st
 def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Write a small play-only copy of ``checkpoint``: float16 weights, config, counters, the evaluator's
-    curve; no optimizer state. Returns the summary (config, steps, minutes, final evaluator scores,
-    plus ``extra``, e.g. the command and the machine) that is also written as JSON beside ``path``.
+    curve; no optimizer state. Beside ``path`` it also writes ``<name>-curve.csv`` (the evaluator's
+    curve, :mod:`a3c_core.curves`) and ``<name>.json``: the summary it returns (config, steps,
+    minutes, final evaluator scores, plus ``extra``, e.g. the command and the machine).
     """
     payload = load_checkpoint(checkpoint)
     evals = payload["history"].get("evals", [])
@@ -100,6 +102,8 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
         "action_names": payload.get("action_names", []),
     }
     save_checkpoint(path, small)
+    config = A3CConfig.from_dict(payload["config"])
+    write_curve(Path(path).with_name(Path(path).stem + "-curve.csv"), curve_from_evals(evals, config.frames_per_step))
     summary = {
         "file": Path(path).name,
         "game": payload["config"]["game"],

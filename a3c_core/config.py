@@ -128,6 +128,11 @@ class A3CConfig:
         return bool(self.shaped_rewards) and self.game == "space_invaders"
 
     @property
+    def frames_per_step(self) -> int:
+        """Emulator frames per agent step: ``frame_skip`` for the Atari games, 1 for Catch."""
+        return 1 if self.game == "catch" else self.frame_skip
+
+    @property
     def in_channels(self) -> int:
         """Channels of one model input: (1 or 3) x frame_stack."""
         return (1 if self.grayscale else 3) * self.frame_stack

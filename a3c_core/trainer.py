@@ -134,7 +134,7 @@ class Trainer:
     @property
     def frames_per_step(self) -> int:
         """Emulator frames per agent step: the frame skip (Catch has none)."""
-        return 1 if self.config.game == "catch" else self.config.frame_skip
+        return self.config.frames_per_step
 
     @property
     def frames(self) -> int:

@@ -88,8 +88,7 @@ def main() -> None:
             print("\ninterrupted: writing what was measured so far")
     print()
     evals = trainer.history.evals
-    frame_skip = 1 if config.game == "catch" else config.frame_skip
-    write_curve(out / f"{name}.csv", curve_from_evals(evals, frame_skip))
+    write_curve(out / f"{name}.csv", curve_from_evals(evals, config.frames_per_step))
     plot_curve(out / f"{name}.png", evals, f"{name}: greedy evaluator", args.target)
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(evals)} evaluator episodes")

@@ -15,7 +15,8 @@ def payload():
     model = ActorCritic.from_config(config, 3)
     return {"config": config.to_dict(), "model": model.state_dict(),
             "optimizer": SharedAdam(model.parameters()).state_dict(), "counters": {"steps": 12, "elapsed": 3.5},
-            "history": {"evals": [{"steps": 10, "score": 1.0}]}, "action_names": ["NOOP", "LEFT", "RIGHT"]}
+            "history": {"evals": [{"steps": 10, "elapsed": 3.0, "score": 1.0, "reward": 1.0, "length": 45}]},
+            "action_names": ["NOOP", "LEFT", "RIGHT"]}
 
 
 def test_round_trip_and_no_temporary_files_left(tmp_path):
@@ -79,6 +80,8 @@ def test_export_keeps_a_small_play_only_copy(tmp_path):
     assert (tmp_path / "agent.pt").stat().st_size < 0.6 * full.stat().st_size
     assert json.loads((tmp_path / "agent.json").read_text()) == summary
     assert summary["steps"] == 12 and summary["final_evaluator_scores"] == [1.0]
+    assert (tmp_path / "agent-curve.csv").read_text().splitlines() == [
+        "episode,steps,frames,minutes,score,reward,length,mean5", "0,10,10,0.05,1.0,1.0,45,1.0"]
     model, _, _ = load_model(tmp_path / "agent.pt")
     original = load_checkpoint(full)["model"]
     for name, tensor in model.state_dict().items():
