@@ -53,6 +53,13 @@ def curve_from_evals(evals: Sequence[dict[str, Any]], frame_skip: int) -> Curve:
     }
 
 
+def first_reach(curve: Curve, level: float) -> int | None:
+    """Index of the first episode at which the mean of the last 5 scores is at least ``level``
+    (with 5 episodes played at least), or ``None`` if it never is."""
+    reached = np.flatnonzero((curve[f"mean{WINDOW}"] >= level) & (np.arange(len(curve["score"])) >= WINDOW - 1))
+    return int(reached[0]) if reached.size else None
+
+
 def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
     """Write ``curve`` as CSV (the columns of :data:`COLUMNS`); returns the path."""
     path = Path(path)

@@ -18,47 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from a3c_core import A3CConfig, Trainer  # noqa: E402
-from a3c_core.__main__ import add_config_options, config_overrides  # noqa: E402
-from a3c_core.config import PRESETS  # noqa: E402
-from a3c_core.curves import curve_from_evals, write_curve  # noqa: E402
-
-WINDOW = 5
-
-
-def first_reach(evals: list[dict], milestone: float) -> dict | None:
-    """The first evaluator episode at which the mean of the last ``WINDOW`` scores reached ``milestone``."""
-    for i in range(WINDOW - 1, len(evals)):
-        if statistics.fmean(e["score"] for e in evals[i - WINDOW + 1: i + 1]) >= milestone:
-            return evals[i]
-    return None
-
-
-def plot_curve(path: Path, evals: list[dict], title: str, target: float) -> None:
-    steps = [e["steps"] for e in evals]
-    scores = [e["score"] for e in evals]
-    means = [statistics.fmean(scores[max(0, i - WINDOW + 1): i + 1]) for i in range(len(scores))]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, scores, ".", alpha=0.4, label="greedy evaluator episode")
-    ax.plot(steps, means, "-", label=f"mean of last {WINDOW}")
-    ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:+g}")
-    ax.set_xlabel("agent steps (all workers)")
-    ax.set_ylabel("game score")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+from a3c_core import A3CConfig, Trainer
+from a3c_core.__main__ import add_config_options, config_overrides
+from a3c_core.config import PRESETS
+from a3c_core.curves import WINDOW, curve_from_evals, first_reach, write_curve
+from a3c_core.plots import curves_figure
 
 
 def main() -> None:
@@ -78,7 +46,7 @@ def main() -> None:
     trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with trainer:
         try:
-            while trainer.running and first_reach(trainer.history.evals, args.target) is None:
+            while trainer.running and first_reach(curve_from_evals(trainer.history.evals, 1), args.target) is None:
                 time.sleep(2.0)
                 status = trainer.status()
                 mean = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
@@ -87,16 +55,18 @@ def main() -> None:
         except KeyboardInterrupt:
             print("\ninterrupted: writing what was measured so far")
     print()
-    evals = trainer.history.evals
-    write_curve(out / f"{name}.csv", curve_from_evals(evals, config.frames_per_step))
-    plot_curve(out / f"{name}.png", evals, f"{name}: greedy evaluator", args.target)
+    curve = curve_from_evals(trainer.history.evals, config.frames_per_step)
+    write_curve(out / f"{name}.csv", curve)
+    fig = curves_figure({name: curve}, x="steps", title=f"{name}: greedy evaluator")
+    fig.axes[0].axhline(args.target, color="gray", ls="--", lw=1)
+    fig.savefig(out / f"{name}.png", dpi=110)
 
-    print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(evals)} evaluator episodes")
+    print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(curve['score'])} evaluator episodes")
     print("| milestone (mean of 5) | agent steps | minutes |\n|---:|---:|---:|")
     cells = []
     for milestone in args.milestones:
-        hit = first_reach(evals, milestone)
-        steps, minutes = ("-", "-") if hit is None else (f"{hit['steps']:,}", f"{hit['elapsed'] / 60:.1f}")
+        hit = first_reach(curve, milestone)
+        steps, minutes = ("-", "-") if hit is None else (f"{curve['steps'][hit]:,.0f}", f"{curve['minutes'][hit]:.1f}")
         print(f"| {milestone:+g} | {steps} | {minutes} |")
         cells.append(f"{steps} / {minutes}")
     machine = f"{os.cpu_count()} cores, {platform.machine()}"

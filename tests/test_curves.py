@@ -60,3 +60,12 @@ def test_the_overlay_plot_draws_a_line_per_run_and_rejects_an_unknown_axis():
     assert figure_png(fig)[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="x must be one of"):
         curves_figure(runs, x="hours")
+
+
+def test_first_reach_waits_for_five_episodes_and_finds_the_first_crossing():
+    from a3c_core.curves import first_reach
+    curve = curve_from_evals(evals([21, -21, -21, -21, -21, 0, 21, 21, 21, 21]), frame_skip=4)
+    assert first_reach(curve, -12.6) == 4    # (21 - 4 * 21) / 5 = -12.6 at the 5th episode, not the 1st
+    assert first_reach(curve, 0) == 7        # (-21 - 21 + 0 + 21 + 21) / 5 = 0
+    assert first_reach(curve, 16.7) == 9     # (0 + 4 * 21) / 5 = 16.8
+    assert first_reach(curve, 50) is None

@@ -1,0 +1,25 @@
+"""The learning-speed benchmark runs end to end and writes its curve, plot and table row."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from a3c_core.curves import read_curve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "time_to_score.py"), "--preset", "catch", "--workers", "1",
+         "--max-steps", "4000", "--eval-steps-per-second", "0", "--target", "99", "--milestones", "-5", "99",
+         "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    curve = read_curve(tmp_path / "out" / "catch-catch-w1-seed0.csv")
+    assert len(curve["score"]) >= 5 and curve["steps"][-1] <= 4000 + 200
+    assert (tmp_path / "out" / "catch-catch-w1-seed0.png").read_bytes()[:4] == b"\x89PNG"
+    # every Catch score is >= -5, so the -5 milestone is reached at the 5th episode; 99 never is
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| -5 | ") and rows[1] != "| -5 | - | - |" and rows[2] == "| +99 | - | - |"
+    assert "| catch | catch | 0 |" in rows[-1] and "time_to_score.py --preset catch" in rows[-1]
