@@ -185,14 +185,18 @@ class Trainer:
             deadline = time.monotonic() + STOP_TIMEOUT
             for process in self._processes.values():
                 process.join(max(0.1, deadline - time.monotonic()))
-            for process in self._processes.values():
-                if process.is_alive():
-                    process.terminate()
-                    process.join(5)
+            stuck = [name for name, process in self._processes.items() if process.is_alive()]
+            for name in stuck:
+                self._processes[name].terminate()
+                self._processes[name].join(5)
             self._halt.set()
             if self._reader is not None and self._reader is not threading.current_thread():
-                self._reader.join()
-            self._drain()
+                self._reader.join(STOP_TIMEOUT)
+            if stuck:  # a child killed in the middle of a record leaves half a message: reading it would block
+                self._say(f"{', '.join(stuck)} did not stop within {STOP_TIMEOUT:.0f} s and was terminated; "
+                          "its last reports are dropped")
+            else:
+                self._drain()
             self._elapsed_before = self.elapsed
             self._started_at = None
             self._processes.clear()
@@ -265,7 +269,9 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- reports
     def _read_reports(self) -> None:
-        last_check = 0.0
+        # Reading goes on after the run reached its limit, until stop() halts it: a child can only exit
+        # once the records it queued have left the pipe, and an evaluator frame is bigger than a pipe.
+        last_check, limit_reached = 0.0, False
         while not self._halt.is_set():
             try:
                 try:
@@ -273,10 +279,9 @@ class Trainer:
                 except queue_module.Empty:
                     pass
                 now = time.monotonic()
-                if now - last_check >= 1.0:
+                if not limit_reached and now - last_check >= 1.0:
                     last_check = now
-                    if self._every_second(now):
-                        return
+                    limit_reached = self._every_second(now)
             except Exception:  # a bug here must not silently end the run's bookkeeping: show it, go on
                 error = {"kind": "error", "source": "reader", "time": time.time(), "elapsed": self.elapsed,
                          "error": traceback.format_exc()}

@@ -231,3 +231,15 @@ def test_tensorboard_event_files_hold_the_rewards_and_losses(tmp_path: Path) -> 
     assert {"eval/score", "train/reward", "loss/policy", "loss/entropy", "speed/frames_per_second"} <= tags
     scores = [event.value for event in events.Scalars("eval/score")]
     assert scores == [e["score"] for e in trainer.history.evals]
+
+
+def test_a_run_that_stops_itself_while_the_evaluator_floods_frames_saves_and_exits(tmp_path: Path) -> None:
+    # The evaluator sends a 100 kB frame every step, as fast as it can: more than a pipe holds. A child
+    # can only exit once its queued records are read, so the trainer must keep reading while it stops
+    # (a reader that quit at the limit left children blocked, then terminated mid-message: a hang).
+    config = catch_config(tmp_path, max_minutes=0.15, eval_steps_per_second=0, eval_frame_every=1)
+    trainer = Trainer(config, run_dir=tmp_path / "run", verbose=False).start()
+    pids = list(trainer.process_ids().values())
+    assert trainer.wait(timeout=60 + 9 + 30), "the run did not finish stopping in time"
+    assert list((tmp_path / "run" / "checkpoints").glob("step-*.pt")), "no checkpoint after the limit"
+    wait_for(lambda: not any(alive(pid) for pid in pids), 10, "the children to exit")
