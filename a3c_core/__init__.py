@@ -9,7 +9,8 @@
 ``shared``         ``SharedAdam`` and gradient copying (notebook 03)
 ``loss``           n-step returns, GAE, the A3C loss (notebook 04)
 ``worker``         one training process
-``evaluator``      the greedy evaluation process
+``evaluator``      the greedy evaluation process; ``play_episode``
+``curves``         training curves as CSV (notebooks 06-08, benchmarks)
 ``trainer``        ``Trainer``: start / stop / status / checkpoints / GIFs
 ``checkpoint``     atomic save, weights-only load, export of small agents
 ``dashboard``      ``Dashboard(trainer)``: live frames, reward plots, controls (notebook 05)
