@@ -1,6 +1,8 @@
 """The agents shipped in data/ play as well as their JSON says."""
 
+import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -25,7 +27,22 @@ def test_pretrained_pong_fast_agent_wins():
     assert summary["steps"] <= 1_000_000
 
 
-@pytest.mark.parametrize("name", ["pong-fast"])
+def test_pretrained_space_invaders_agent_beats_random_play_at_the_games_own_score():
+    # Sticky actions (ALE v5's 0.25) make each seed a different game for both players; the seeds are
+    # fixed, so the result is the same on every run.
+    model, config, _ = load_model(DATA / "space-invaders-fast.pt")
+    summary = json.loads((DATA / "space-invaders-fast.json").read_text())
+    assert config.game == "space_invaders" and config.use_shaped_rewards
+    env = make_env(dataclasses.replace(config, sticky_action_prob=0.25))
+    start = time.monotonic()
+    agent = [play_episode(model, env, seed=seed, max_steps=10_000)["score"] for seed in range(10)]
+    random = [play_episode(None, env, seed=seed, max_steps=10_000)["score"] for seed in range(10)]
+    assert time.monotonic() - start < 300
+    assert statistics.fmean(agent) >= 1.5 * statistics.fmean(random), (agent, random)
+    assert summary["vs_random"]["agent_mean"] == pytest.approx(statistics.fmean(agent))
+
+
+@pytest.mark.parametrize("name", ["pong-fast", "space-invaders-fast"])
 def test_every_agent_has_its_record(name):
     summary = json.loads((DATA / f"{name}.json").read_text())
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
