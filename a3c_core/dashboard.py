@@ -24,6 +24,7 @@ the slow work (stopping takes seconds) to a short-lived thread, so the kernel st
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 import traceback
@@ -32,6 +33,7 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
+from .curves import read_curve
 from .plots import figure_png, image_png, reward_figure, state_image
 from .preprocess import preprocess
 from .trainer import Trainer
@@ -92,11 +94,14 @@ class Dashboard:
         trainer: the run to watch.
         frame_interval: seconds between frame refreshes.
         plot_interval: seconds between plot redraws (only when new episodes arrived).
+        reference: label -> curve CSV (for example ``{"shipped agent": "data/pong-fast-curve.csv"}``)
+            to draw beside this run's evaluator curve.
     """
 
     def __init__(self, trainer: Trainer, frame_interval: float = FRAME_INTERVAL,
-                 plot_interval: float = PLOT_INTERVAL):
+                 plot_interval: float = PLOT_INTERVAL, reference: dict[str, str | os.PathLike] | None = None):
         self.trainer = trainer
+        self.reference = {label: read_curve(path) for label, path in (reference or {}).items()}
         self.frame_interval = frame_interval
         self.plot_interval = plot_interval
         config = trainer.config
@@ -222,7 +227,8 @@ class Dashboard:
             return
         self._plotted, self._plotted_at = key, now
         self.plot.value = figure_png(reward_figure(history, x=self.x_axis.value,
-                                                   frames_per_step=self.trainer.frames_per_step))
+                                                   frames_per_step=self.trainer.frames_per_step,
+                                                   reference=self.reference))
 
     def _show_errors(self) -> None:
         errors = self.trainer.history.errors

@@ -48,7 +48,8 @@ def x_values(records: Sequence[dict[str, Any]], x: str, frames_per_step: int) ->
 
 
 def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, window: int = WINDOW,
-                  title: str = "", size: tuple[float, float] = (9.0, 3.4)) -> Figure:
+                  title: str = "", size: tuple[float, float] = (9.0, 3.4),
+                  reference: dict[str, dict[str, np.ndarray]] | None = None) -> Figure:
     """Two panels against ``x``: the greedy evaluator's score per episode (dots) with its moving
     average, and each training worker's moving-average episode reward.
 
@@ -57,16 +58,21 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
             with ``steps``, ``elapsed``, ``score`` / ``reward``, ``rank``).
         x: ``"frames"`` or ``"minutes"``.
         frames_per_step: emulator frames per agent step (``Trainer.frames // Trainer.steps``).
+        reference: label -> curve (:func:`a3c_core.curves.read_curve`), each drawn whole as a dashed
+            mean-of-5 line in the evaluator panel: where a finished run was at this run's x.
     """
     fig = Figure(figsize=size, dpi=80, layout="constrained")
     FigureCanvasAgg(fig)
     evaluator, workers = fig.subplots(1, 2, sharex=True)
     evals = list(history.evals)
+    for i, (label, curve) in enumerate((reference or {}).items()):
+        evaluator.plot(curve[x], curve["mean5"], "--", lw=1.5, color=f"C{i + 3}", alpha=0.8, label=f"{label} (mean of 5)")
     if evals:
         xs, scores = x_values(evals, x, frames_per_step), [e["score"] for e in evals]
         evaluator.plot(xs, scores, "o", ms=3, alpha=0.45, color="tab:blue", label="episode score")
         evaluator.plot(xs, moving_average(scores, window), "-", lw=2, color="tab:blue",
                        label=f"mean of last {window}")
+    if evals or reference:
         evaluator.legend(loc="upper left", fontsize=8)
     evaluator.set_title(f"greedy evaluator ({len(evals)} episodes)", fontsize=10)
     evaluator.set_ylabel("score")

@@ -130,3 +130,27 @@ def test_buttons_start_record_save_and_stop_a_real_run(tmp_path: Path) -> None:
     finally:
         dashboard.close()
         trainer.stop(save=False)
+
+
+def test_a_reference_curve_is_drawn_beside_the_run_and_a_bad_file_is_refused(stopped_trainer: Trainer,
+                                                                             tmp_path: Path) -> None:
+    from a3c_core.curves import curve_from_evals, write_curve
+    from a3c_core.plots import reward_figure
+
+    records = [{"steps": 50 * i, "elapsed": 2.0 * i, "score": -5 + i, "reward": 0.0, "length": 45} for i in range(8)]
+    path = write_curve(tmp_path / "ref-curve.csv", curve_from_evals(records, 1))
+    dashboard = Dashboard(stopped_trainer, reference={"shipped": path})
+    try:
+        plain = Dashboard(stopped_trainer)
+        assert dashboard.plot.value != plain.plot.value
+        plain.close()
+    finally:
+        dashboard.close()
+    fig = reward_figure(stopped_trainer.history, reference=dashboard.reference)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "shipped (mean of 5)" and "episode score" in labels
+    reference_line = fig.axes[0].lines[0]
+    assert list(reference_line.get_xdata()) == [50 * i for i in range(8)]  # frames: the whole reference
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a curve file"):
+        Dashboard(stopped_trainer, reference={"bad": tmp_path / "bad.csv"})
