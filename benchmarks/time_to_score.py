@@ -39,7 +39,8 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {"eval_steps_per_second": 120.0, "max_minutes": 30.0, **config_overrides(args)}
     config = A3CConfig.preset(args.preset, **overrides)
-    name = f"{config.game}-{args.preset}-w{config.workers}-seed{config.seed}"
+    frames = f"-stack{config.frame_stack}" if config.frame_stack > 1 else ""
+    name = f"{config.game}-{args.preset}{frames}-w{config.workers}-seed{config.seed}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -15,9 +15,10 @@ from a3c_core.evaluator import play_episode
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def test_pretrained_pong_fast_agent_wins():
-    model, config, names = load_model(DATA / "pong-fast.pt")
-    summary = json.loads((DATA / "pong-fast.json").read_text())
+@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1"])
+def test_pretrained_pong_fast_agents_win(name):
+    model, config, names = load_model(DATA / f"{name}.pt")
+    summary = json.loads((DATA / f"{name}.json").read_text())
     assert summary["game"] == config.game == "pong" and names[:2] == ["NOOP", "FIRE"]
     env = make_env(config)
     start = time.monotonic()
@@ -42,7 +43,7 @@ def test_pretrained_space_invaders_agent_beats_random_play_at_the_games_own_scor
     assert summary["vs_random"]["agent_mean"] == pytest.approx(statistics.fmean(agent))
 
 
-@pytest.mark.parametrize("name", ["pong-fast", "space-invaders-fast"])
+@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1", "pong-fast4", "space-invaders-fast"])
 def test_every_agent_has_its_record(name):
     summary = json.loads((DATA / f"{name}.json").read_text())
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
