@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .config import A3CConfig
-from .curves import curve_from_evals, write_curve
+from .curves import curve_from_evals, curve_path, write_curve
 from .model import ActorCritic
 
 FORMAT = "a3c-lab/1"
@@ -103,7 +103,7 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
     }
     save_checkpoint(path, small)
     config = A3CConfig.from_dict(payload["config"])
-    write_curve(Path(path).with_name(Path(path).stem + "-curve.csv"), curve_from_evals(evals, config.frames_per_step))
+    write_curve(curve_path(path), curve_from_evals(evals, config.frames_per_step))
     summary = {
         "file": Path(path).name,
         "game": payload["config"]["game"],

@@ -33,14 +33,27 @@ COLUMNS = ("episode", "steps", "frames", "minutes", "score", "reward", "length",
 Curve = dict[str, np.ndarray]
 
 
+def curve_path(agent: str | os.PathLike) -> Path:
+    """Where an agent's curve lies: ``data/pong-fast.pt`` -> ``data/pong-fast-curve.csv``."""
+    agent = Path(agent)
+    return agent.with_name(agent.stem + "-curve.csv")
+
+
+def moving_average(values: Sequence[float], window: int = WINDOW) -> np.ndarray:
+    """Mean of the last ``window`` values at each position (fewer at the start): shape ``(len(values),)``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    return (sums[1:] - sums[np.arange(1, values.size + 1) - counts]) / counts
+
+
 def curve_from_evals(evals: Sequence[dict[str, Any]], frame_skip: int) -> Curve:
     """The curve of a run's evaluator records (``Trainer.history.evals``: dicts with ``steps``,
     ``elapsed`` seconds, ``score``, ``reward``, ``length``): one float64 array of shape ``(E,)``
     per column, for ``E`` episodes."""
     scores = np.array([e["score"] for e in evals], dtype=np.float64)
-    sums = np.cumsum(np.insert(scores, 0, 0.0))
-    ends = np.arange(1, scores.size + 1)
-    starts = np.maximum(0, ends - WINDOW)
     return {
         "episode": np.arange(scores.size, dtype=np.float64),
         "steps": np.array([e["steps"] for e in evals], dtype=np.float64),
@@ -49,7 +62,7 @@ def curve_from_evals(evals: Sequence[dict[str, Any]], frame_skip: int) -> Curve:
         "score": scores,
         "reward": np.array([e["reward"] for e in evals], dtype=np.float64),
         "length": np.array([e["length"] for e in evals], dtype=np.float64),
-        f"mean{WINDOW}": (sums[ends] - sums[starts]) / (ends - starts) if scores.size else scores,
+        f"mean{WINDOW}": moving_average(scores, WINDOW),
     }
 
 

@@ -28,8 +28,11 @@ EVAL_SEED_OFFSET = 10_000
 
 def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, greedy: bool = True,
                  record: bool = False, on_step: Callable[[int, int], bool] | None = None,
-                 max_steps: int = 100_000) -> dict[str, Any]:
+                 max_steps: int = 100_000, memory: bool = True) -> dict[str, Any]:
     """Play one episode with ``model`` from a fresh ``env.reset(seed=seed)``.
+
+    ``memory=False`` wipes the GRU's hidden state before every step, so that the model only ever
+    sees its current input (notebook 08's test of what the memory is for).
 
     ``model=None`` plays uniformly random actions instead (``env.action_space.sample()``, seeded
     with ``seed`` too): the baseline a trained agent must beat.
@@ -53,6 +56,8 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
             action = int(env.action_space.sample())
         else:
             with torch.no_grad():
+                if not memory:
+                    hidden = model.initial_state()
                 action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden, greedy=greedy)
         obs, reward, terminated, truncated, info = env.step(action)
         reward_sum += float(reward)

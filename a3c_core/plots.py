@@ -22,20 +22,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .curves import moving_average
+
 #: Episodes averaged by the moving-average curves.
 WINDOW = 10
 #: x axes the reward plots know: label and how to read it from a record.
 X_AXES: dict[str, str] = {"frames": "emulator frames", "minutes": "training minutes"}
-
-
-def moving_average(values: Sequence[float], window: int = WINDOW) -> np.ndarray:
-    """Mean of the last ``window`` values at each position (fewer at the start): shape ``(len(values),)``."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return values
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, values.size + 1), window)
-    return (sums[1:] - sums[np.arange(1, values.size + 1) - counts]) / counts
 
 
 def x_values(records: Sequence[dict[str, Any]], x: str, frames_per_step: int) -> np.ndarray:

@@ -69,3 +69,8 @@ def test_first_reach_waits_for_five_episodes_and_finds_the_first_crossing():
     assert first_reach(curve, 0) == 7        # (-21 - 21 + 0 + 21 + 21) / 5 = 0
     assert first_reach(curve, 16.7) == 9     # (0 + 4 * 21) / 5 = 16.8
     assert first_reach(curve, 50) is None
+
+
+def test_an_agents_curve_lies_beside_it():
+    from a3c_core.curves import curve_path
+    assert curve_path("data/pong-fast.pt").as_posix() == "data/pong-fast-curve.csv"

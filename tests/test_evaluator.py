@@ -29,3 +29,18 @@ def test_a_model_plays_greedily_and_on_step_can_end_the_episode():
     replay = []
     play_episode(model, env, seed=0, on_step=lambda t, a: replay.append(a) or t < 7)
     assert replay == actions  # greedy play of a deterministic game: the same actions again
+
+
+def test_without_memory_every_step_starts_from_a_fresh_hidden_state():
+    config = A3CConfig(game="catch", height=32, width=32, grayscale=True)
+    env = make_env(config)
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(config, env.action_space.n).eval()
+    seen = []
+    original = model.forward
+    model.forward = lambda state, hidden: seen.append(hidden.abs().sum().item()) or original(state, hidden)
+    play_episode(model, env, seed=0, max_steps=10, memory=False)
+    assert len(seen) == 10 and all(h == 0 for h in seen)
+    seen.clear()
+    play_episode(model, env, seed=0, max_steps=10)
+    assert seen[0] == 0 and all(h > 0 for h in seen[1:])  # with memory, the GRU's state carries over
