@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -137,9 +138,19 @@ def lab(tmp_path: Path) -> Iterator[dict]:
 
 
 def kernel_connected(lab: dict) -> bool:
-    """True when the server has exactly one kernel, idle, with a browser connection."""
-    with urllib.request.urlopen(f"{lab['api']}/kernels?token={lab['token']}", timeout=5) as response:
-        kernels = json.load(response)
+    """True when the server has exactly one kernel, idle, with a browser connection.
+
+    While a kernel is still starting, jupyter_server's ``GET /api/kernels`` can answer 500 (the new
+    kernel has no ``last_activity`` yet: jupyter-server/enterprise_gateway#1395 shows the same
+    traceback): that means "not yet", not a failure.
+    """
+    try:
+        with urllib.request.urlopen(f"{lab['api']}/kernels?token={lab['token']}", timeout=5) as response:
+            kernels = json.load(response)
+    except urllib.error.HTTPError as error:
+        if error.code == 500:
+            return False
+        raise
     return len(kernels) == 1 and kernels[0]["connections"] >= 1 and kernels[0]["execution_state"] == "idle"
 
 
