@@ -7,6 +7,7 @@
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
     python -m a3c_core play data/space-invaders-fast.pt --episodes 10 --sticky-action-prob 0.25 --vs-random
+    python -m a3c_core play data/pong-fast.pt --episodes 10 --sticky-action-prob 0.25 --vs-random --save-record
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 
 Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "ALE v5's default, makes each seed a different game)")
     play.add_argument("--vs-random", action="store_true",
                       help="also play as many episodes with uniformly random actions, and compare")
+    play.add_argument("--save-record", action="store_true",
+                      help="with --vs-random: store the scores under 'vs_random' in the agent's .json record "
+                           "(the one `export` wrote beside the checkpoint)")
 
     export = commands.add_parser("export", help="write a small play-only copy of a checkpoint (e.g. for data/)")
     export.add_argument("checkpoint")
@@ -122,11 +127,15 @@ def play(args: argparse.Namespace) -> int:
         config.validate()
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    agent_json = Path(args.checkpoint).with_suffix(".json")
+    if args.save_record and not (args.vs_random and agent_json.exists()):
+        raise ValueError(f"--save-record needs --vs-random and the agent's record {agent_json} "
+                         "(written by `python -m a3c_core export`)")
     env = make_env(config, render_mode="rgb_array")
     players = {"agent": model, "random": None} if args.vs_random else {"agent": model}
-    means = {}
+    means, all_scores = {}, {}
     for name, player in players.items():
-        scores = []
+        scores = all_scores[name] = []
         for episode in range(args.episodes):
             record = bool(args.gif) and episode == 0 and player is model
             result = play_episode(player, env, seed=args.seed + episode, record=record)
@@ -142,7 +151,23 @@ def play(args: argparse.Namespace) -> int:
     if args.vs_random:
         print(f"agent - random: {means['agent'] - means['random']:+.2f} points per episode "
               f"({config.game}, sticky actions {config.sticky_action_prob:g})")
+    if args.save_record:
+        save_vs_random(agent_json, args, config.sticky_action_prob, all_scores)
     return 0
+
+
+def save_vs_random(agent_json: Path, args: argparse.Namespace, sticky: float, scores: dict[str, list[float]]) -> None:
+    """Store a ``play --vs-random`` comparison in the agent's JSON record, with the command that repeats it."""
+    command = f"python -m a3c_core play {args.checkpoint} --episodes {args.episodes}"
+    command += (f" --seed {args.seed}" if args.seed else "") + f" --sticky-action-prob {sticky:g} --vs-random"
+    record = json.loads(agent_json.read_text())
+    record["vs_random"] = {
+        "episodes": args.episodes, "seeds": f"{args.seed}-{args.seed + args.episodes - 1}", "sticky_action_prob": sticky,
+        "agent_scores": scores["agent"], "random_scores": scores["random"],
+        "agent_mean": sum(scores["agent"]) / args.episodes, "random_mean": sum(scores["random"]) / args.episodes,
+        "command": command}
+    agent_json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"saved the comparison in {agent_json} under 'vs_random'")
 
 
 def export(args: argparse.Namespace) -> int:

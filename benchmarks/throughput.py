@@ -5,6 +5,11 @@ env.step + forward every step, loss + backward + Adam every ``rollout_steps``) w
 process. With N workers on C cores, perfect scaling would give min(N, C) x ceiling; the table's
 last column says how close the real run (workers + the paced evaluator + the kernel's reader) gets.
 
+``--independent`` also runs min(N, C) copies of the ceiling loop at once, each with its own model
+and nothing shared: what the machine itself gives that many processes (shared caches, memory
+bandwidth, clock boost). The gap between that and the real run is what A3C's own machinery costs
+(shared weights and Adam, the queue, the evaluator).
+
     .venv/bin/python benchmarks/throughput.py                      # seed and fast presets, Pong
     .venv/bin/python benchmarks/throughput.py --presets fast --workers 2 4 --seconds 20 --repeats 5
 
@@ -56,6 +61,24 @@ def single_process_ceiling(config: A3CConfig, seconds: float) -> float:
     return (s1 - s0) / (t1 - t0)
 
 
+def _ceiling_child(config: A3CConfig, seconds: float, results: Any) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    results.put(single_process_ceiling(config, seconds))
+
+
+def independent_ceilings(config: A3CConfig, seconds: float, copies: int) -> float:
+    """Summed agent steps per second of ``copies`` ceiling loops run at once in spawned processes."""
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    children = [context.Process(target=_ceiling_child, args=(config, seconds, results)) for _ in range(copies)]
+    for child in children:
+        child.start()
+    rates = [results.get(timeout=seconds + 120) for _ in children]
+    for child in children:
+        child.join()
+    return sum(rates)
+
+
 class _NullQueue:
     """Reports go nowhere in the ceiling run (the multi-process run pays for its queue)."""
 
@@ -74,9 +97,12 @@ def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer],
         watcher = attach(trainer) if attach else None
         trainer.start()
         try:
-            deadline = time.monotonic() + 120
-            while trainer.steps < config.workers * config.rollout_steps and time.monotonic() < deadline:
-                time.sleep(0.2)  # wait until every worker has imported torch and made its first update
+            # Wait until every worker has imported torch and reported its first losses: with more workers
+            # than cores, the last ones start long after the first have made their first updates.
+            deadline = time.monotonic() + 180
+            while (len({record["rank"] for record in trainer.history.losses}) < config.workers
+                   and time.monotonic() < deadline):
+                time.sleep(0.2)
             time.sleep(WARMUP_SECONDS)
             t0, s0 = time.perf_counter(), trainer.steps
             time.sleep(seconds)
@@ -96,6 +122,8 @@ def main() -> None:
                         help="worker counts to measure (default: the number of cores, and 8)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of one measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--independent", action="store_true",
+                        help="also measure min(workers, cores) independent ceiling loops running at once")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     worker_counts = args.workers or sorted({cores, 8})
@@ -106,14 +134,22 @@ def main() -> None:
         frame_skip = 1 if config.game == "catch" else config.frame_skip
         ceiling: list[float] = []
         runs: dict[int, list[float]] = {n: [] for n in worker_counts}
+        parallel_counts = sorted({min(n, cores) for n in worker_counts} - {1}) if args.independent else []
+        parallel: dict[int, list[float]] = {n: [] for n in parallel_counts}
         for repeat in range(args.repeats):
             ceiling.append(single_process_ceiling(config, args.seconds))
+            for n in parallel_counts:
+                parallel[n].append(independent_ceilings(config, args.seconds, n))
             for n in worker_counts:
                 runs[n].append(multi_process(config.replace(workers=n), args.seconds))
             print(f"[{preset} repeat {repeat + 1}/{args.repeats}] ceiling {ceiling[-1]:.0f} steps/s; "
+                  + "".join(f"{n} independent {parallel[n][-1]:.0f}, " for n in parallel_counts)
                   + ", ".join(f"{n} workers {runs[n][-1]:.0f}" for n in worker_counts), flush=True)
         one = statistics.median(ceiling)
         rows.append((preset, "1 (no multiprocessing)", one, one * frame_skip, ""))
+        for n in parallel_counts:
+            rate = statistics.median(parallel[n])
+            rows.append((preset, f"{n} independent ceilings", rate, rate * frame_skip, f"{rate / (n * one):.0%}"))
         for n in worker_counts:
             rate = statistics.median(runs[n])
             rows.append((preset, f"{n} workers", rate, rate * frame_skip, f"{rate / (min(n, cores) * one):.0%}"))

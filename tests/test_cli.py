@@ -57,6 +57,23 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "sticky_action_prob must be between 0 and 1" in result.stderr
 
+    # --save-record stores the comparison it printed in the agent's JSON, with the command that repeats it.
+    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--vs-random", "--save-record"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "export" in result.stderr, "a run checkpoint has no record to write into"
+    agent = tmp_path / "agent.pt"
+    assert subprocess.run(CLI + ["export", str(checkpoints[0]), str(agent)], timeout=120).returncode == 0
+    result = subprocess.run(CLI + ["play", str(agent), "--episodes", "3", "--seed", "5", "--vs-random",
+                                   "--sticky-action-prob", "0.25", "--save-record"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = {who: [float(line.split("score ")[1].split(",")[0]) for line in result.stdout.splitlines()
+                     if line.startswith(f"{who} episode ")] for who in ("agent", "random")}
+    record = json.loads(agent.with_suffix(".json").read_text())["vs_random"]
+    assert record["agent_scores"] == printed["agent"] and record["random_scores"] == printed["random"]
+    assert record["agent_mean"] == sum(printed["agent"]) / 3 and record["seeds"] == "5-7"
+    assert record["command"] == f"python -m a3c_core play {agent} --episodes 3 --seed 5 --sticky-action-prob 0.25 --vs-random"
+
 
 def test_ctrl_c_stops_cleanly_with_a_final_checkpoint_and_no_process_left(tmp_path):
     process = subprocess.Popen(CLI + ["train", "--preset", "fast", "--game", "catch", "--workers", "2",
