@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -86,11 +87,22 @@ class _NullQueue:
         pass
 
 
-def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer], Any] | None = None) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from ``/proc`` (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer], Any] | None = None,
+                  cpu: dict[str, float] | None = None) -> float:
     """Agent steps per second of a real Trainer run, measured after all processes are up.
 
     ``attach(trainer)``, if given, builds something that watches the run (a dashboard) before it
-    starts; it is closed with the run.
+    starts; it is closed with the run. ``cpu``, if given, is filled with the share of one core each
+    process used during the measurement (``"workers"``: their sum, ``"evaluator"``, ``"parent"``).
     """
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config.replace(run_dir=run_dir), verbose=False)
@@ -104,9 +116,16 @@ def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer],
                    and time.monotonic() < deadline):
                 time.sleep(0.2)
             time.sleep(WARMUP_SECONDS)
-            t0, s0 = time.perf_counter(), trainer.steps
+            pids = {**trainer.process_ids(), "parent": os.getpid()}
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            t0, s0, p0 = time.perf_counter(), trainer.steps, time.process_time()
             time.sleep(seconds)
-            t1, s1 = time.perf_counter(), trainer.steps
+            t1, s1, p1 = time.perf_counter(), trainer.steps, time.process_time()
+            used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+            if cpu is not None:
+                cpu["workers"] = sum(v for name, v in used.items() if name.startswith("worker")) / (t1 - t0)
+                cpu["evaluator"] = used.get("evaluator", 0.0) / (t1 - t0)
+                cpu["parent"] = (p1 - p0) / (t1 - t0)
         finally:
             trainer.stop(save=False)
             if watcher is not None:
@@ -122,6 +141,8 @@ def main() -> None:
                         help="worker counts to measure (default: the number of cores, and 8)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of one measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eval-steps-per-second", type=float, default=A3CConfig().eval_steps_per_second,
+                        help="pace of the greedy evaluator in the worker runs (the dashboard's default)")
     parser.add_argument("--independent", action="store_true",
                         help="also measure min(workers, cores) independent ceiling loops running at once")
     args = parser.parse_args()
@@ -130,7 +151,7 @@ def main() -> None:
 
     rows = []
     for preset in args.presets:
-        config = A3CConfig.preset(preset, game=args.game)
+        config = A3CConfig.preset(preset, game=args.game, eval_steps_per_second=args.eval_steps_per_second)
         frame_skip = 1 if config.game == "catch" else config.frame_skip
         ceiling: list[float] = []
         runs: dict[int, list[float]] = {n: [] for n in worker_counts}
@@ -140,11 +161,15 @@ def main() -> None:
             ceiling.append(single_process_ceiling(config, args.seconds))
             for n in parallel_counts:
                 parallel[n].append(independent_ceilings(config, args.seconds, n))
+            shares = []
             for n in worker_counts:
-                runs[n].append(multi_process(config.replace(workers=n), args.seconds))
+                cpu: dict[str, float] = {}
+                runs[n].append(multi_process(config.replace(workers=n), args.seconds, cpu=cpu))
+                shares.append(f"{n} workers {runs[n][-1]:.0f} (CPU: workers {cpu['workers']:.0%}, "
+                              f"evaluator {cpu['evaluator']:.0%}, parent {cpu['parent']:.0%} of a core)")
             print(f"[{preset} repeat {repeat + 1}/{args.repeats}] ceiling {ceiling[-1]:.0f} steps/s; "
                   + "".join(f"{n} independent {parallel[n][-1]:.0f}, " for n in parallel_counts)
-                  + ", ".join(f"{n} workers {runs[n][-1]:.0f}" for n in worker_counts), flush=True)
+                  + ", ".join(shares), flush=True)
         one = statistics.median(ceiling)
         rows.append((preset, "1 (no multiprocessing)", one, one * frame_skip, ""))
         for n in parallel_counts:

@@ -23,3 +23,20 @@ def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| -5 | ") and rows[1] != "| -5 | - | - |" and rows[2] == "| +99 | - | - |"
     assert "| catch | catch | 0 |" in rows[-1] and "time_to_score.py --preset catch" in rows[-1]
+
+
+def test_throughput_measures_the_ceiling_independent_loops_and_workers_with_their_cpu_shares(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--game", "catch", "--presets", "catch",
+         "--workers", "2", "--seconds", "2", "--repeats", "1", "--independent"],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| catch |")}
+    assert list(rows) == ["1 (no multiprocessing)", "2 independent ceilings", "2 workers"]
+    ceiling = float(rows["1 (no multiprocessing)"][2].replace(",", ""))
+    assert ceiling > 50, f"the single-process ceiling ran at {ceiling} steps/s"
+    for what in ("2 independent ceilings", "2 workers"):
+        assert float(rows[what][2].replace(",", "")) > 0 and rows[what][4].rstrip(" |").endswith("%")
+    (progress,) = [line for line in result.stdout.splitlines() if line.startswith("[catch repeat 1/1]")]
+    share = float(progress.split("CPU: workers ")[1].split("%")[0])
+    assert 20 <= share <= 210, f"two busy workers should use most of up to two cores, not {share}%"
