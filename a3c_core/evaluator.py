@@ -15,11 +15,13 @@ import time
 import traceback
 from typing import Any, Callable
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .config import A3CConfig
 from .envs import episode_score, make_env
-from .model import ActorCritic, policy_step
+from .model import ActorCritic, choose_action
 from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
 #: The evaluator's game is seeded apart from every worker's.
@@ -28,11 +30,17 @@ EVAL_SEED_OFFSET = 10_000
 
 def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, greedy: bool = True,
                  record: bool = False, on_step: Callable[[int, int], bool] | None = None,
-                 max_steps: int = 100_000, memory: bool = True) -> dict[str, Any]:
+                 max_steps: int = 100_000, memory: bool = True, trace: bool = False) -> dict[str, Any]:
     """Play one episode with ``model`` from a fresh ``env.reset(seed=seed)``.
 
     ``memory=False`` wipes the GRU's hidden state before every step, so that the model only ever
     sees its current input (notebook 08's test of what the memory is for).
+
+    ``trace=True`` also returns ``trace``, what the model saw and said at each step t (T steps):
+    ``states`` ``(T, C, H, W)``, ``hiddens`` ``(T, hidden_size)`` (the hidden state carried *into*
+    step t), ``actions`` ``(T,)``, ``values`` ``(T,)`` (V(s_t)), ``probs`` ``(T, n_actions)``
+    (pi(a | s_t)) and ``rewards`` ``(T,)``: numpy arrays, except ``hiddens``, a tensor to feed back
+    into the model (notebook 06).
 
     ``model=None`` plays uniformly random actions instead (``env.action_space.sample()``, seeded
     with ``seed`` too): the baseline a trained agent must beat.
@@ -44,12 +52,15 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
     (the game ended, rather than ``on_step`` or ``max_steps``) and ``frames``: if ``record``, the raw
     ``(210, 160, 3)`` uint8 frames from the first to the last.
     """
+    if trace and model is None:
+        raise ValueError("trace=True needs a model: a random player has no values or probabilities to trace")
     obs, _ = env.reset(seed=seed)
     if model is None:
         env.action_space.seed(seed)
     else:
         hidden = model.initial_state()
     frames = [env.render()] if record else []
+    steps: dict[str, list] = {key: [] for key in ("states", "hiddens", "actions", "values", "probs", "rewards")}
     reward_sum, length, finished, info = 0.0, 0, False, {}
     while not finished and length < max_steps:
         if model is None:
@@ -58,8 +69,17 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
             with torch.no_grad():
                 if not memory:
                     hidden = model.initial_state()
-                action, _, _, _, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden, greedy=greedy)
+                logits, value, next_hidden = model(torch.from_numpy(obs).unsqueeze(0), hidden)
+                probs = F.softmax(logits, dim=-1)
+                action = choose_action(probs, greedy)
+            if trace:
+                for key, item in (("states", obs), ("hiddens", hidden[0]), ("values", float(value)),
+                                  ("probs", probs[0].numpy()), ("actions", action)):
+                    steps[key].append(item)
+            hidden = next_hidden
         obs, reward, terminated, truncated, info = env.step(action)
+        if trace:
+            steps["rewards"].append(float(reward))
         reward_sum += float(reward)
         length += 1
         finished = terminated or truncated
@@ -68,8 +88,12 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
         if on_step is not None and on_step(length, action) is False:
             break
     score = episode_score(info)
-    return {"reward": reward_sum, "score": reward_sum if score is None else score, "length": length,
-            "finished": finished, "frames": frames}
+    result = {"reward": reward_sum, "score": reward_sum if score is None else score, "length": length,
+              "finished": finished, "frames": frames}
+    if trace:
+        result["trace"] = {key: np.array(values) for key, values in steps.items() if key != "hiddens"}
+        result["trace"]["hiddens"] = torch.stack(steps["hiddens"])
+    return result
 
 
 def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop_event: Any, queue: Any) -> None:

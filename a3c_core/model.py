@@ -131,9 +131,14 @@ def policy_step(model: ActorCritic, state: torch.Tensor, hidden: torch.Tensor, g
     logits, value, hidden = model(state, hidden)
     log_probs = F.log_softmax(logits, dim=-1)
     probs = log_probs.exp()
-    if greedy:
-        action = int(probs.argmax(dim=-1))
-    else:
-        action = int(torch.multinomial(probs, num_samples=1))
+    action = choose_action(probs, greedy)
     entropy = -(log_probs * probs).sum()
     return action, log_probs[0, action], entropy, value[0], hidden
+
+
+def choose_action(probs: torch.Tensor, greedy: bool = False) -> int:
+    """The action for the policy's probabilities ``(1, n_actions)``: a sample (``torch.multinomial``)
+    while training, the most probable one (``argmax``) when ``greedy``."""
+    if greedy:
+        return int(probs.argmax(dim=-1))
+    return int(torch.multinomial(probs, num_samples=1))

@@ -1,5 +1,6 @@
 """play_episode: the one game loop of the evaluator, the CLI and the notebooks, and its random baseline."""
 
+import pytest
 import torch
 
 from a3c_core import A3CConfig, ActorCritic, make_env
@@ -44,3 +45,25 @@ def test_without_memory_every_step_starts_from_a_fresh_hidden_state():
     seen.clear()
     play_episode(model, env, seed=0, max_steps=10)
     assert seen[0] == 0 and all(h > 0 for h in seen[1:])  # with memory, the GRU's state carries over
+
+
+def test_trace_keeps_what_the_model_saw_and_said_at_every_step():
+    config = A3CConfig(game="catch", height=32, width=32, grayscale=True)
+    env = make_env(config)
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(config, env.action_space.n).eval()
+    result = play_episode(model, env, seed=0, trace=True)
+    trace, T = result["trace"], result["length"]
+    assert result["finished"] and trace["states"].shape == (T, 1, 32, 32) and trace["hiddens"].shape == (T, 256)
+    assert trace["probs"].shape == (T, env.action_space.n) and abs(trace["probs"].sum(axis=1) - 1).max() < 1e-5
+    assert trace["rewards"].sum() == result["reward"] and (trace["actions"] == trace["probs"].argmax(axis=1)).all()
+    assert trace["hiddens"][0].abs().sum() == 0  # the state carried into step 0 is the initial one
+    # feeding back what was traced gives what the model said: step 5 from its state and hidden state
+    with torch.no_grad():
+        logits, value, _ = model(torch.from_numpy(trace["states"][5]).unsqueeze(0), trace["hiddens"][5:6])
+    assert abs(float(value) - trace["values"][5]) < 1e-5
+    assert abs(torch.softmax(logits, -1)[0].numpy() - trace["probs"][5]).max() < 1e-6
+    # the same game as without the trace
+    assert play_episode(model, env, seed=0)["reward"] == result["reward"]
+    with pytest.raises(ValueError, match="needs a model"):
+        play_episode(None, env, seed=0, trace=True)
