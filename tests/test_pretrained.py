@@ -43,7 +43,14 @@ def test_pretrained_space_invaders_agent_beats_random_play_at_the_games_own_scor
     assert summary["vs_random"]["agent_mean"] == pytest.approx(statistics.fmean(agent))
 
 
-@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1", "pong-fast4", "space-invaders-fast"])
+AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
+
+
+def test_the_shipped_agents_are_all_there():
+    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "space-invaders-fast"} <= set(AGENTS)
+
+
+@pytest.mark.parametrize("name", AGENTS)
 def test_every_agent_has_its_record(name):
     summary = json.loads((DATA / f"{name}.json").read_text())
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
