@@ -40,3 +40,24 @@ def test_throughput_measures_the_ceiling_independent_loops_and_workers_with_thei
     (progress,) = [line for line in result.stdout.splitlines() if line.startswith("[catch repeat 1/1]")]
     share = float(progress.split("CPU: workers ")[1].split("%")[0])
     assert 20 <= share <= 210, f"two busy workers should use most of up to two cores, not {share}%"
+
+
+def test_early_signal_summarises_the_workers_episodes_and_losses_per_block(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"game": "pong", "workers": 2, "lr": 3e-4}))
+    records = [{"kind": "episode", "steps": s, "score": score} for s, score in
+               [(10, -21.0), (60, -19.0), (120, -15.0), (130, -17.0), (150, -16.0), (210, -10.0)]]
+    records += [{"kind": "losses", "steps": s, "entropy": e, "value_loss": v} for s, e, v in
+                [(50, 1.8, 6.0), (90, 1.6, 4.0), (140, 1.2, 2.0), (230, 1.0, 1.0)]]
+    records.append({"kind": "eval", "steps": 100, "score": -21.0})  # the evaluator's episodes are not the workers'
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "early_signal.py"), "--block", "100",
+                             str(run / "metrics.jsonl")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "00" in line.split(" | ")[0]]
+    assert "(game pong, workers 2, lr 0.0003)" in result.stdout
+    assert rows == ["| 0-100 | 2 | -20.00 | 1.700 | 5.00 |", "| 100-200 | 3 | -16.00 | 1.200 | 2.00 |",
+                    "| 200-300 (partial) | 1 | -10.00 | 1.000 | 1.00 |"]
