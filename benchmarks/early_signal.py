@@ -59,6 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.block < 1:
         parser.error(f"--block must be >= 1, got {args.block}")
+    missing = [str(path) for path in args.metrics if not path.is_file()]
+    if missing:
+        parser.error(f"no such metrics file: {', '.join(missing)} (a run folder holds metrics.jsonl)")
     for metrics in args.metrics:
         config = json.loads((metrics.parent / "config.json").read_text()) if (metrics.parent / "config.json").exists() else {}
         about = ", ".join(f"{key} {config[key]}" for key in ("game", "height", "width", "grayscale", "frame_stack",

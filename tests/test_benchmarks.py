@@ -61,3 +61,9 @@ def test_early_signal_summarises_the_workers_episodes_and_losses_per_block(tmp_p
     assert "(game pong, workers 2, lr 0.0003)" in result.stdout
     assert rows == ["| 0-100 | 2 | -20.00 | 1.700 | 5.00 |", "| 100-200 | 3 | -16.00 | 1.200 | 2.00 |",
                     "| 200-300 (partial) | 1 | -10.00 | 1.000 | 1.00 |"]
+
+
+def test_early_signal_names_a_missing_metrics_file(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "early_signal.py"), str(tmp_path / "nope.jsonl")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no such metrics file" in result.stderr and "nope.jsonl" in result.stderr
