@@ -152,11 +152,12 @@ def play(args: argparse.Namespace) -> int:
         print(f"agent - random: {means['agent'] - means['random']:+.2f} points per episode "
               f"({config.game}, sticky actions {config.sticky_action_prob:g})")
     if args.save_record:
-        save_vs_random(agent_json, args, config.sticky_action_prob, all_scores)
+        save_vs_random(agent_json, args, config.sticky_action_prob, all_scores, means)
     return 0
 
 
-def save_vs_random(agent_json: Path, args: argparse.Namespace, sticky: float, scores: dict[str, list[float]]) -> None:
+def save_vs_random(agent_json: Path, args: argparse.Namespace, sticky: float, scores: dict[str, list[float]],
+                   means: dict[str, float]) -> None:
     """Store a ``play --vs-random`` comparison in the agent's JSON record, with the command that repeats it."""
     command = f"python -m a3c_core play {args.checkpoint} --episodes {args.episodes}"
     command += (f" --seed {args.seed}" if args.seed else "") + f" --sticky-action-prob {sticky:g} --vs-random"
@@ -164,7 +165,7 @@ def save_vs_random(agent_json: Path, args: argparse.Namespace, sticky: float, sc
     record["vs_random"] = {
         "episodes": args.episodes, "seeds": f"{args.seed}-{args.seed + args.episodes - 1}", "sticky_action_prob": sticky,
         "agent_scores": scores["agent"], "random_scores": scores["random"],
-        "agent_mean": sum(scores["agent"]) / args.episodes, "random_mean": sum(scores["random"]) / args.episodes,
+        "agent_mean": means["agent"], "random_mean": means["random"],
         "command": command}
     agent_json.write_text(json.dumps(record, indent=2) + "\n")
     print(f"saved the comparison in {agent_json} under 'vs_random'")

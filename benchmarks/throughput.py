@@ -33,7 +33,7 @@ import torch
 
 from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
 from a3c_core.shared import SharedAdam
-from a3c_core.worker import train_loop
+from a3c_core.worker import setup_child_process, train_loop
 
 WARMUP_SECONDS = 3.0
 
@@ -63,7 +63,7 @@ def single_process_ceiling(config: A3CConfig, seconds: float) -> float:
 
 
 def _ceiling_child(config: A3CConfig, seconds: float, results: Any) -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
+    setup_child_process()  # one torch thread, as in a worker
     results.put(single_process_ceiling(config, seconds))
 
 
@@ -118,14 +118,14 @@ def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer],
             time.sleep(WARMUP_SECONDS)
             pids = {**trainer.process_ids(), "parent": os.getpid()}
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            t0, s0, p0 = time.perf_counter(), trainer.steps, time.process_time()
+            t0, s0 = time.perf_counter(), trainer.steps
             time.sleep(seconds)
-            t1, s1, p1 = time.perf_counter(), trainer.steps, time.process_time()
+            t1, s1 = time.perf_counter(), trainer.steps
             used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
             if cpu is not None:
                 cpu["workers"] = sum(v for name, v in used.items() if name.startswith("worker")) / (t1 - t0)
                 cpu["evaluator"] = used.get("evaluator", 0.0) / (t1 - t0)
-                cpu["parent"] = (p1 - p0) / (t1 - t0)
+                cpu["parent"] = used["parent"] / (t1 - t0)
         finally:
             trainer.stop(save=False)
             if watcher is not None:
