@@ -76,9 +76,12 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_with_a_final_checkpoint_and_no_process_left(tmp_path):
+    # A terminal's foreground command has SIGINT live even where this test runs in the background (a
+    # non-interactive shell starts background jobs with SIGINT ignored, and children inherit that).
     process = subprocess.Popen(CLI + ["train", "--preset", "fast", "--game", "catch", "--workers", "2",
                                       "--run-dir", str(tmp_path), "--name", "ctrlc"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "ctrlc" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
