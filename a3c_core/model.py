@@ -2,7 +2,8 @@
 
 ::
 
-    state (B, C, H, W) --conv 3x3 stride 2, ELU--> ... 5 times ... --> (B, 32, H/32, W/32)
+    state (B, C, H, W) --centre each channel (seed preset)--> (B, C, H, W)
+                       --conv 3x3 stride 2, ELU--> ... 5 times ... --> (B, 32, H/32, W/32)
                        --flatten--> (B, F) --GRUCell--> hidden (B, hidden_size)
                                                          |--> policy head: logits (B, n_actions)
                                                          |--> value head:  value  (B,)
@@ -10,6 +11,12 @@
 Channels, 1-frame input (3 or 1): ``C -> 8 -> 16 -> 32 -> 32 -> 32``. The 4-frame input (12 or 4
 channels) starts wider, ``C -> 16 -> 16 -> 32 -> 32 -> 32``, and is otherwise identical. Each
 stride-2 convolution halves the image (rounding up): 160 -> 80 -> 40 -> 20 -> 10 -> 5.
+
+Centring (``center_input``, :func:`center_channels`) subtracts each channel's mean over the image
+before the first convolution. Pong's brown background fills almost every pixel, so the centred
+state is about 0 everywhere except on the ball, the paddles and the walls. Without it, at 160x160
+colour, the network needed thousands of updates before it found the ball at all; with it, a few
+hundred (``benchmarks/ball_probe.py``).
 
 The GRU is what lets a single frame still "see" motion: its hidden state carries what earlier
 frames showed. Reset it (zeros) at the start of every episode.
@@ -25,6 +32,11 @@ from .config import A3CConfig
 
 #: Output channels of the five convolutions for 1-frame and for 4-frame input.
 CHANNELS = {1: (8, 16, 32, 32, 32), 4: (16, 16, 32, 32, 32)}
+
+
+def center_channels(state: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> the same with each channel's mean over the image subtracted (per state)."""
+    return state - state.mean(dim=(2, 3), keepdim=True)
 
 
 def conv_output_size(size: int, layers: int = 5) -> int:
@@ -43,14 +55,16 @@ class ActorCritic(nn.Module):
         height, width: size of the input state in pixels.
         hidden_size: size of the GRU hidden state.
         frame_stack: 1 or 4; picks the channel plan in ``CHANNELS``.
+        center_input: subtract each input channel's mean over the image first.
     """
 
     def __init__(self, in_channels: int, n_actions: int, height: int = 160, width: int = 160,
-                 hidden_size: int = 256, frame_stack: int = 1):
+                 hidden_size: int = 256, frame_stack: int = 1, center_input: bool = False):
         super().__init__()
         if frame_stack not in CHANNELS:
             raise ValueError(f"frame_stack must be one of {sorted(CHANNELS)}, got {frame_stack!r}")
         self.in_channels, self.n_actions, self.hidden_size = in_channels, n_actions, hidden_size
+        self.center_input = center_input
         self.input_shape = (in_channels, height, width)
         layers: list[nn.Module] = []
         channels = in_channels
@@ -83,7 +97,7 @@ class ActorCritic(nn.Module):
     def from_config(cls, config: A3CConfig, n_actions: int) -> "ActorCritic":
         """The model for the states of ``config`` and a game with ``n_actions`` actions."""
         return cls(config.in_channels, n_actions, config.height, config.width, config.hidden_size,
-                   config.frame_stack)
+                   config.frame_stack, config.center_input)
 
     def initial_state(self, batch_size: int = 1) -> torch.Tensor:
         """A fresh (all-zero) hidden state ``(batch_size, hidden_size)``."""
@@ -102,7 +116,7 @@ class ActorCritic(nn.Module):
         if state.dim() != 4 or tuple(state.shape[1:]) != self.input_shape:
             raise ValueError(f"state must have shape (B, {', '.join(map(str, self.input_shape))}), "
                              f"got {tuple(state.shape)}")
-        x = self.convs(state).flatten(1)
+        x = self.convs(center_channels(state) if self.center_input else state).flatten(1)
         hidden = self.gru(x, hidden)
         return self.policy(hidden), self.value(hidden).squeeze(-1), hidden
 
@@ -116,7 +130,8 @@ class ActorCritic(nn.Module):
 
     def extra_repr(self) -> str:
         counts = self.parameter_count()
-        return (f"input={self.input_shape}, features={self.features}, actions={self.n_actions}, "
+        return (f"input={self.input_shape}, centred={self.center_input}, features={self.features}, "
+                f"actions={self.n_actions}, "
                 f"parameters={counts['total']:,} (convs {counts['convs']:,}, gru {counts['gru']:,})")
 
 

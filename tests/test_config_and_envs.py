@@ -37,6 +37,14 @@ def test_presets():
     assert fast.state_shape == (1, 80, 80) and fast.game == "catch"
     assert A3CConfig(frame_stack=4).state_shape == (12, 160, 160)
     assert A3CConfig.from_dict(fast.to_dict()) == fast
+    assert seed.center_input and not fast.center_input
+
+
+def test_a_config_saved_before_centring_existed_loads_without_it():
+    old = A3CConfig().to_dict()
+    del old["center_input"]
+    assert A3CConfig.from_dict(old).center_input is False
+    assert A3CConfig.from_dict(A3CConfig().to_dict()).center_input is True
 
 
 @pytest.mark.parametrize("game, n_actions", [("pong", 6), ("space_invaders", 6), ("catch", 3)])

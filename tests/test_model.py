@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a3c_core import A3CConfig, ActorCritic
-from a3c_core.model import conv_output_size, policy_step
+from a3c_core.model import center_channels, conv_output_size, policy_step
 
 
 @pytest.mark.parametrize("frame_stack, channels, first_out", [(1, 3, 8), (4, 12, 16)])
@@ -68,3 +68,18 @@ def test_policy_step_samples_in_training_and_takes_the_argmax_in_evaluation():
     assert share == pytest.approx(torch.softmax(torch.tensor([0.0, 3.0, 0.0, 0.0]), 0)[1].item(), abs=0.07)
     action, log_prob, entropy, value, _ = policy_step(model, state, model.initial_state())
     assert log_prob.shape == entropy.shape == value.shape == ()
+
+
+def test_centring_removes_each_channels_mean_so_a_uniform_background_does_not_matter():
+    torch.manual_seed(0)
+    states = torch.rand(2, 3, 32, 32)
+    centred = center_channels(states)
+    torch.testing.assert_close(centred.mean(dim=(2, 3)), torch.zeros(2, 3))
+    torch.testing.assert_close(centred[:, :, 5, 7] - centred[:, :, 9, 2], states[:, :, 5, 7] - states[:, :, 9, 2])
+    shift = torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)  # another background colour
+    for center_input in (True, False):
+        torch.manual_seed(1)
+        model = ActorCritic(3, 6, 32, 32, hidden_size=16, center_input=center_input)
+        _, value, _ = model(states, model.initial_state(2))
+        _, value_shifted, _ = model(states + shift, model.initial_state(2))
+        assert torch.allclose(value, value_shifted, atol=1e-5) == center_input
