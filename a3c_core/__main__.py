@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 from tqdm import tqdm
 
 from .checkpoint import export_agent, load_model
@@ -121,6 +122,10 @@ def train(args: argparse.Namespace) -> int:
 
 
 def play(args: argparse.Namespace) -> int:
+    # One state at a time gains nothing from more torch threads, and beside a training run they
+    # wait for each other: 600 greedy steps took 83 s with 2 threads, 0.5 s with one
+    # (benchmarks/play_threads.py).
+    torch.set_num_threads(1)
     model, config, _ = load_model(args.checkpoint)
     if args.sticky_action_prob is not None:
         config = dataclasses.replace(config, sticky_action_prob=args.sticky_action_prob)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from a3c_core.curves import read_curve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +69,45 @@ def test_early_signal_names_a_missing_metrics_file(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "early_signal.py"), str(tmp_path / "nope.jsonl")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no such metrics file" in result.stderr and "nope.jsonl" in result.stderr
+
+
+def test_ball_probe_labels_follow_the_ball_and_paddle_seen_in_the_pixels():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ball_probe import DOWN, STAY, UP, record_random_play
+
+    frames, labels, games = record_random_play(1500, seed=0)
+    assert len(frames) == len(labels) == len(games) > 500 and set(labels) <= {UP, DOWN, STAY}
+    agree = []
+    for frame, label in zip(frames, labels):
+        play = frame[35:194]                                       # no walls: white pixels are the ball
+        ball_rows, _ = np.nonzero((play == (236, 236, 236)).all(-1))
+        paddle_rows, _ = np.nonzero((play[:, 140:144] == (92, 186, 92)).all(-1))
+        if len(ball_rows) and len(paddle_rows) >= 15:              # the whole paddle is on the screen
+            offset = ball_rows.mean() - paddle_rows.mean()
+            if abs(offset) > 6:                                    # clear of the dead zone's edge
+                agree.append(label == (UP if offset < 0 else DOWN))
+    assert len(agree) > 300 and np.mean(agree) > 0.97
+
+
+def test_ball_probe_a_centred_model_learns_to_track_the_ball_within_a_minute(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ball_probe.py"), "--settings", "80gray+center",
+         "--minutes", "0.5", "--steps", "3000", "--parallel", "1", "--data", str(tmp_path / "play.npz")],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    baseline = float(result.stdout.split("commonest scores ")[1].split("%")[0]) / 100
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| 80gray+center |")]
+    accuracy = float(row.rstrip(" |").split(" | ")[-1].rstrip("%")) / 100
+    assert accuracy >= 0.85 and accuracy > baseline + 0.2, result.stdout
+
+
+def test_play_threads_times_both_settings_on_the_same_game(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "play_threads.py"), str(ROOT / "data" / "pong-fast.pt"),
+         "--steps", "50", "--repeats", "2"],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    medians = [line for line in result.stdout.splitlines() if "median" in line]
+    assert len(medians) in (1, 2) and medians[-1].startswith("threads 1: median")
+    assert len([line for line in result.stdout.splitlines() if line.startswith("repeat ")]) == 2 * len(medians)
+    assert all(" 50 steps in " in line for line in result.stdout.splitlines() if line.startswith("repeat "))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from a3c_core import make_env
 from a3c_core.checkpoint import load_model
@@ -15,8 +16,17 @@ from a3c_core.evaluator import play_episode
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1"])
-def test_pretrained_pong_fast_agents_win(name):
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Greedy play runs one state at a time; more threads only wait for each other on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1", "pong-seed"])
+def test_pretrained_pong_agents_win(name):
     model, config, names = load_model(DATA / f"{name}.pt")
     summary = json.loads((DATA / f"{name}.json").read_text())
     assert summary["game"] == config.game == "pong" and names[:2] == ["NOOP", "FIRE"]
@@ -47,7 +57,7 @@ AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
 
 
 def test_the_shipped_agents_are_all_there():
-    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "space-invaders-fast"} <= set(AGENTS)
+    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-seed", "space-invaders-fast"} <= set(AGENTS)
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -64,3 +74,11 @@ def test_an_exported_agent_cannot_be_resumed_and_says_why():
 
     with pytest.raises(CheckpointError, match="play-only export"):
         Trainer.from_checkpoint(DATA / "pong-fast.pt")
+
+
+def test_the_seed_preset_pong_agent_was_trained_as_the_design_says_and_within_two_hours():
+    _, config, _ = load_model(DATA / "pong-seed.pt")
+    summary = json.loads((DATA / "pong-seed.json").read_text())
+    assert (config.state_shape, config.workers, config.frame_stack, config.center_input) == ((3, 160, 160), 8, 1, True)
+    assert summary["minutes"] <= 120 and summary["machine"].startswith("2 cores")
+    assert summary["vs_random"]["agent_mean"] > 0 > summary["vs_random"]["random_mean"]
