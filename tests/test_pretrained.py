@@ -38,11 +38,12 @@ def test_pretrained_pong_agents_win(name):
     assert summary["steps"] <= 1_000_000
 
 
-def test_pretrained_space_invaders_agent_beats_random_play_at_the_games_own_score():
+@pytest.mark.parametrize("name", ["space-invaders-fast", "space-invaders-seed"])
+def test_pretrained_space_invaders_agents_beat_random_play_at_the_games_own_score(name):
     # Sticky actions (ALE v5's 0.25) make each seed a different game for both players; the seeds are
     # fixed, so the result is the same on every run.
-    model, config, _ = load_model(DATA / "space-invaders-fast.pt")
-    summary = json.loads((DATA / "space-invaders-fast.json").read_text())
+    model, config, _ = load_model(DATA / f"{name}.pt")
+    summary = json.loads((DATA / f"{name}.json").read_text())
     assert config.game == "space_invaders" and config.use_shaped_rewards
     env = make_env(dataclasses.replace(config, sticky_action_prob=0.25))
     start = time.monotonic()
@@ -57,7 +58,8 @@ AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
 
 
 def test_the_shipped_agents_are_all_there():
-    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-seed", "space-invaders-fast"} <= set(AGENTS)
+    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-seed", "pong-seed4", "space-invaders-fast",
+            "space-invaders-seed"} <= set(AGENTS)
 
 
 @pytest.mark.parametrize("name", AGENTS)
