@@ -116,9 +116,13 @@ class ActorCritic(nn.Module):
         if state.dim() != 4 or tuple(state.shape[1:]) != self.input_shape:
             raise ValueError(f"state must have shape (B, {', '.join(map(str, self.input_shape))}), "
                              f"got {tuple(state.shape)}")
-        x = self.convs(center_channels(state) if self.center_input else state).flatten(1)
+        x = self.convs(self.conv_input(state)).flatten(1)
         hidden = self.gru(x, hidden)
         return self.policy(hidden), self.value(hidden).squeeze(-1), hidden
+
+    def conv_input(self, state: torch.Tensor) -> torch.Tensor:
+        """What the first convolution reads: ``state`` ``(B, C, H, W)``, centred if ``center_input``."""
+        return center_channels(state) if self.center_input else state
 
     def parameter_count(self) -> dict[str, int]:
         """Trainable parameters per part (``convs``, ``gru``, ``policy``, ``value``) and ``total``."""

@@ -100,14 +100,12 @@ def train_setting(name: str, lr: float, minutes: float, batch: int, seed: int, d
     size, gray, norm = parse_setting(name)
     data = np.load(data_path)
     states = torch.from_numpy(np.stack([preprocess(f, size, size, gray) for f in data["frames"]]))  # (N, C, H, W)
-    if norm:
-        states = center_channels(states)
-    if norm == "std":
-        states = states / states.std(dim=(1, 2, 3), keepdim=True)
+    if norm == "std":   # the model centres; dividing first by the centred state's spread scales that too
+        states = states / center_channels(states).std(dim=(1, 2, 3), keepdim=True)
     labels = torch.from_numpy(data["labels"])
     test = held_out(data["games"])
     train_index, test_index = np.flatnonzero(~test), np.flatnonzero(test)
-    model = ActorCritic(states.shape[1], 6, size, size)
+    model = ActorCritic(states.shape[1], 6, size, size, center_input=bool(norm))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
 
