@@ -104,8 +104,7 @@ def train(args: argparse.Namespace) -> int:
                desc=config.game)
     trainer.start()
     try:
-        while trainer.running:
-            time.sleep(1.0)
+        while not trainer.wait(timeout=1.0):
             status = trainer.status()
             bar.update(status["steps"] - bar.n)
             evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
@@ -114,8 +113,9 @@ def train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...", file=sys.stderr)
     finally:
-        if trainer.running:  # else it stopped by itself at max_steps / max_minutes, with a checkpoint
+        if trainer.running:
             trainer.stop()
+        trainer.wait()  # a stop at max_steps / max_minutes may still be writing its checkpoint
         bar.close()
     print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/)")
     return 0

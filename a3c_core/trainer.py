@@ -113,6 +113,8 @@ class Trainer:
         self._processes: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
+        self._stopped = threading.Event()       # set once no process runs and no stop() is half done
+        self._stopped.set()
         self._reader: threading.Thread | None = None
         self._elapsed_before = 0.0
         self._started_at: float | None = None  # wall-clock time of the current start()
@@ -158,6 +160,7 @@ class Trainer:
             self._loggers = open_loggers(self.run_dir, self.frames_per_step, self.config.to_dict())
             self._stop_event.clear()
             self._halt.clear()
+            self._stopped.clear()
             self._started_at = time.time()
             self._last_checkpoint = time.monotonic()
             self._rate.clear()
@@ -211,19 +214,20 @@ class Trainer:
             self._loggers = []
             path = self.save() if save else None
         finally:
+            if not self.running:
+                self._stopped.set()
             self._lock.release()
         self._say(f"stopped at {self.steps:,} steps after {self.elapsed / 60:.1f} min"
                   + (f"; checkpoint {path}" if path else ""))
         return path
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run stops by itself (``max_steps`` / ``max_minutes``); True if it has."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.running:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
-        return True
+        """Block until the run has stopped (by itself at ``max_steps`` / ``max_minutes``, or by ``stop()``).
+
+        True once every process has exited and the final checkpoint is written; False at ``timeout``.
+        ``running`` turns False a moment earlier, while that checkpoint is still being saved.
+        """
+        return self._stopped.wait(timeout)
 
     def __enter__(self) -> "Trainer":
         return self.start()
@@ -234,6 +238,7 @@ class Trainer:
     def _at_exit(self) -> None:
         if self.running:
             self.stop()
+        self.wait(4 * STOP_TIMEOUT)  # a stop under way in another thread (the limit's) finishes its checkpoint
 
     # -------------------------------------------------------------------------------- processes
     def _spawn(self, name: str) -> None:

@@ -243,3 +243,47 @@ def test_a_run_that_stops_itself_while_the_evaluator_floods_frames_saves_and_exi
     assert trainer.wait(timeout=60 + 9 + 30), "the run did not finish stopping in time"
     assert list((tmp_path / "run" / "checkpoints").glob("step-*.pt")), "no checkpoint after the limit"
     wait_for(lambda: not any(alive(pid) for pid in pids), 10, "the children to exit")
+
+
+def slow_save(trainer: Trainer, seconds: float) -> None:
+    """Make ``trainer.save`` take ``seconds`` longer, as a busy disk or machine can."""
+    save = trainer.save
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return save(*args, **kwargs)
+
+    trainer.save = slow
+
+
+def test_wait_returns_only_once_the_final_checkpoint_is_written(tmp_path: Path) -> None:
+    # ``running`` turns False before the limit's stop has saved; ``wait`` must cover the save too
+    # (CI once found no checkpoint right after ``wait`` returned, on a loaded machine).
+    trainer = Trainer(catch_config(tmp_path, max_steps=200), run_dir=tmp_path / "run", verbose=False)
+    slow_save(trainer, 2.0)
+    trainer.start()
+    assert not trainer.wait(timeout=0.1)
+    assert trainer.wait(timeout=60 + 30), "the run did not stop at max_steps"
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")] == [f"step-{trainer.steps:012d}.pt"]
+    assert trainer.wait(timeout=0)  # and it stays stopped
+
+
+SCRIPT_THAT_ENDS = """
+import sys, time
+from a3c_core import A3CConfig, Trainer
+sys.path.insert(0, sys.argv[2])
+from test_trainer import slow_save
+config = A3CConfig.preset("fast", game="catch", workers=1, lr=1e-3, max_steps=200, run_dir=sys.argv[1])
+trainer = Trainer(config, run_dir=sys.argv[1] + "/run", verbose=False)
+slow_save(trainer, 2.0)
+trainer.start()
+while trainer.running:
+    time.sleep(0.05)
+"""
+
+
+def test_a_script_that_ends_while_the_limit_stop_is_saving_still_gets_its_checkpoint(tmp_path: Path) -> None:
+    # The limit's stop runs in a daemon thread; the interpreter's exit must wait for its checkpoint.
+    subprocess.run([sys.executable, "-c", SCRIPT_THAT_ENDS, str(tmp_path), str(Path(__file__).parent)],
+                   check=True, timeout=120)
+    assert len(list((tmp_path / "run" / "checkpoints").glob("step-*.pt"))) == 1
