@@ -121,7 +121,7 @@ class Trainer:
         self._rate = deque(maxlen=30)           # (time, steps) samples for frames/s
         self._last_checkpoint = 0.0
         self._checkpoints: list[Path] = []
-        atexit.register(self._at_exit)
+        atexit.register(self._finish)
 
     # -------------------------------------------------------------------------------- life cycle
     @property
@@ -233,12 +233,13 @@ class Trainer:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
+        self._finish()
 
-    def _at_exit(self) -> None:
+    def _finish(self) -> None:
+        """Stop if running; else let a stop under way (the limit's, in its own thread) finish its checkpoint."""
         if self.running:
             self.stop()
-        self.wait(4 * STOP_TIMEOUT)  # a stop under way in another thread (the limit's) finishes its checkpoint
+        self.wait(4 * STOP_TIMEOUT)
 
     # -------------------------------------------------------------------------------- processes
     def _spawn(self, name: str) -> None:
