@@ -102,21 +102,18 @@ def train(args: argparse.Namespace) -> int:
     config = trainer.config
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
-    trainer.start()
-    try:
-        while not trainer.wait(timeout=1.0):
-            status = trainer.status()
-            bar.update(status["steps"] - bar.n)
-            evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
-            bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
-                                f"eval mean10 {evaluation} ({status['eval_episodes']} ep)")
-    except KeyboardInterrupt:
-        bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...", file=sys.stderr)
-    finally:
-        if trainer.running:
-            trainer.stop()
-        trainer.wait()  # a stop at max_steps / max_minutes may still be writing its checkpoint
-        bar.close()
+    with trainer:  # leaving it stops the run, or waits for the stop at max_steps / max_minutes to save
+        try:
+            while not trainer.wait(timeout=1.0):
+                status = trainer.status()
+                bar.update(status["steps"] - bar.n)
+                evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+                bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
+                                    f"eval mean10 {evaluation} ({status['eval_episodes']} ep)")
+        except KeyboardInterrupt:
+            bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...", file=sys.stderr)
+        finally:
+            bar.close()
     print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/)")
     return 0
 

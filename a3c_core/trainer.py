@@ -113,7 +113,7 @@ class Trainer:
         self._processes: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
-        self._stopped = threading.Event()       # set once no process runs and no stop() is half done
+        self._stopped = threading.Event()       # clear from start() until stop() has saved: see running
         self._stopped.set()
         self._reader: threading.Thread | None = None
         self._elapsed_before = 0.0
@@ -126,7 +126,8 @@ class Trainer:
     # -------------------------------------------------------------------------------- life cycle
     @property
     def running(self) -> bool:
-        return self._started_at is not None
+        """True from ``start()`` until ``stop()`` has ended: processes joined and the checkpoint written."""
+        return not self._stopped.is_set()
 
     @property
     def steps(self) -> int:
@@ -214,7 +215,7 @@ class Trainer:
             self._loggers = []
             path = self.save() if save else None
         finally:
-            if not self.running:
+            if self._started_at is None:  # the processes are gone (even if saving failed)
                 self._stopped.set()
             self._lock.release()
         self._say(f"stopped at {self.steps:,} steps after {self.elapsed / 60:.1f} min"
@@ -225,7 +226,6 @@ class Trainer:
         """Block until the run has stopped (by itself at ``max_steps`` / ``max_minutes``, or by ``stop()``).
 
         True once every process has exited and the final checkpoint is written; False at ``timeout``.
-        ``running`` turns False a moment earlier, while that checkpoint is still being saved.
         """
         return self._stopped.wait(timeout)
 
@@ -236,8 +236,8 @@ class Trainer:
         self._finish()
 
     def _finish(self) -> None:
-        """Stop if running; else let a stop under way (the limit's, in its own thread) finish its checkpoint."""
-        if self.running:
+        """Stop if running, unless a stop is under way (the limit's, in its own thread); then wait for it."""
+        if self.running and not self._stop_event.is_set():
             self.stop()
         self.wait(4 * STOP_TIMEOUT)
 
