@@ -4,15 +4,19 @@ A curve is what the shipped agents in ``data/`` come with (``<name>-curve.csv``)
 ``benchmarks/time_to_score.py`` writes, and what notebook 08 overlays with a student's own runs.
 One row per evaluator episode::
 
-    episode,steps,frames,minutes,score,reward,length,mean5
+    episode,steps,frames,minutes,score,reward,length,mean10
     0,2398,9592,0.052,-21.0,-21.0,764,-21.0
 
-``steps`` are agent steps of all workers together when the episode ended, ``frames`` emulator frames
-(``steps * frame_skip``), ``score`` the game's own score, ``reward`` the (possibly shaped) reward
-the agent was trained on, ``mean5`` the mean score of the last 5 episodes.
+``steps`` are agent steps of all workers together when the evaluator loaded the weights it played
+the episode with (curves made before 2026-11-26's protocol change: when the episode ended),
+``frames`` emulator frames (``steps * frame_skip``), ``minutes`` the training time at that moment,
+``score`` the game's own score, ``reward`` the (possibly shaped) reward the agent was trained on,
+``mean10`` the mean score of the last 10 episodes: the number every milestone ("solved": +18 for
+Pong) is judged by. Reading a curve recomputes ``mean10`` from the scores, so older files with a
+``mean5`` column read the same way.
 
 >>> curve = curve_from_evals([{"steps": 10, "elapsed": 6.0, "score": 1.0, "reward": 0.5, "length": 7}], 4)
->>> curve["frames"].tolist(), curve["minutes"].tolist(), curve["mean5"].tolist()
+>>> curve["frames"].tolist(), curve["minutes"].tolist(), curve["mean10"].tolist()
 ([40.0], [0.1], [1.0])
 """
 
@@ -25,10 +29,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: Episodes in the ``mean5`` column.
-WINDOW = 5
-#: The columns of a curve file, in order.
-COLUMNS = ("episode", "steps", "frames", "minutes", "score", "reward", "length", f"mean{WINDOW}")
+#: Episodes in the ``mean10`` column, the mean that milestones are judged by.
+WINDOW = 10
+#: The columns a curve file must have; ``mean10`` is written after them and derived when read.
+COLUMNS = ("episode", "steps", "frames", "minutes", "score", "reward", "length")
+MEAN = f"mean{WINDOW}"
 
 Curve = dict[str, np.ndarray]
 
@@ -62,26 +67,26 @@ def curve_from_evals(evals: Sequence[dict[str, Any]], frame_skip: int) -> Curve:
         "score": scores,
         "reward": np.array([e["reward"] for e in evals], dtype=np.float64),
         "length": np.array([e["length"] for e in evals], dtype=np.float64),
-        f"mean{WINDOW}": moving_average(scores, WINDOW),
+        MEAN: moving_average(scores, WINDOW),
     }
 
 
 def first_reach(curve: Curve, level: float) -> int | None:
-    """Index of the first episode at which the mean of the last 5 scores is at least ``level``
-    (with 5 episodes played at least), or ``None`` if it never is."""
-    reached = np.flatnonzero((curve[f"mean{WINDOW}"] >= level) & (np.arange(len(curve["score"])) >= WINDOW - 1))
+    """Index of the first episode at which the mean of the last 10 scores is at least ``level``
+    (with 10 episodes played at least), or ``None`` if it never is."""
+    reached = np.flatnonzero((curve[MEAN] >= level) & (np.arange(len(curve["score"])) >= WINDOW - 1))
     return int(reached[0]) if reached.size else None
 
 
 def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
-    """Write ``curve`` as CSV (the columns of :data:`COLUMNS`); returns the path."""
+    """Write ``curve`` as CSV (the columns of :data:`COLUMNS`, then ``mean10``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(COLUMNS)
+        writer.writerow((*COLUMNS, MEAN))
         for i in range(len(curve["score"])):
-            writer.writerow([_cell(name, curve[name][i]) for name in COLUMNS])
+            writer.writerow([_cell(name, curve[name][i]) for name in (*COLUMNS, MEAN)])
     return path
 
 
@@ -93,7 +98,9 @@ def read_curve(path: str | os.PathLike) -> Curve:
     missing = [name for name in COLUMNS if rows and name not in header]
     if missing:
         raise ValueError(f"{path} is not a curve file: it lacks the column(s) {', '.join(missing)}")
-    return {name: np.array([float(row[name]) for row in rows], dtype=np.float64) for name in COLUMNS}
+    curve = {name: np.array([float(row[name]) for row in rows], dtype=np.float64) for name in COLUMNS}
+    curve[MEAN] = moving_average(curve["score"], WINDOW)
+    return curve
 
 
 def _cell(name: str, value: float) -> int | float:

@@ -1,9 +1,14 @@
 """The greedy evaluator process: how good is the shared model right now?
 
 It plays its own copy of the game with ``argmax`` actions (no exploration), reloads the shared
-weights at the end of each episode, and reports every episode (``kind="eval"``: shaped reward, the
-game's own score, length) and, every ``eval_frame_every`` steps, the raw RGB frame it sees
-(``kind="frame"``, ``(210, 160, 3)`` uint8: an Atari frame is only 100 kB) for the dashboard.
+weights before each episode, and reports every episode (``kind="eval"``: shaped reward, the game's
+own score, length, and the agent steps and time at which it *loaded* the weights it played with) and,
+every ``eval_frame_every`` steps, the raw RGB frame it sees (``kind="frame"``, ``(210, 160, 3)``
+uint8: an Atari frame is only 100 kB) for the dashboard.
+
+It plays under the field's protocol (Machado et al. 2018): sticky actions with probability
+``eval_sticky_action_prob`` (0.25), so that every episode is a different game and a score measures a
+policy, not one memorised line of play. With 0 a greedy agent replays the same game each time.
 
 It plays at ``eval_steps_per_second`` (30 by default: about twice the game's real speed with frame
 skip 4), so that on a 2-core laptop it leaves the cores to the workers and stays watchable.
@@ -24,7 +29,7 @@ from .envs import episode_score, make_env
 from .model import ActorCritic, choose_action
 from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
-#: The evaluator's game is seeded apart from every worker's.
+#: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
 EVAL_SEED_OFFSET = 10_000
 
 
@@ -96,11 +101,16 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
     return result
 
 
+def evaluation_config(config: A3CConfig) -> A3CConfig:
+    """The config of the evaluator's games: the training game with ``eval_sticky_action_prob``."""
+    return config.replace(sticky_action_prob=config.eval_sticky_action_prob)
+
+
 def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop_event: Any, queue: Any) -> None:
     """Play greedy episodes with the latest shared weights until ``stop_event`` is set or the parent dies."""
     setup_child_process()
     try:
-        env = make_env(config, render_mode="rgb_array")
+        env = make_env(evaluation_config(config), render_mode="rgb_array")
         model = ActorCritic.from_config(config, env.action_space.n).eval()
         pace = 1.0 / config.eval_steps_per_second if config.eval_steps_per_second else 0.0
         episode, next_step = 0, time.monotonic()
@@ -115,14 +125,18 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
                 time.sleep(max(0.0, next_step - time.monotonic()))
             return not stop_event.is_set() and (t % 30 != 0 or parent_alive())
 
+        # The first game's seed depends on the step count, so a resumed run plays new games; later
+        # games go on from the environment's own random state.
+        seed: int | None = config.seed + EVAL_SEED_OFFSET + steps.value
         while not stop_event.is_set() and parent_alive():
             model.load_state_dict(shared_model.state_dict())
-            seed = config.seed + EVAL_SEED_OFFSET if episode == 0 else None
+            loaded_steps, loaded_time = steps.value, time.time()
             result = play_episode(model, env, seed=seed, greedy=True, on_step=on_step)
+            seed = None
             if result["finished"]:
-                send(queue, {"kind": "eval", "source": "evaluator", "steps": steps.value, "time": time.time(),
-                             "episode": episode, "reward": result["reward"], "score": result["score"],
-                             "length": result["length"]})
+                send(queue, {"kind": "eval", "source": "evaluator", "steps": loaded_steps, "time": loaded_time,
+                             "end_steps": steps.value, "episode": episode, "reward": result["reward"],
+                             "score": result["score"], "length": result["length"]})
                 episode += 1
         env.close()
     except Exception:

@@ -22,10 +22,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .curves import moving_average
+from .curves import MEAN, WINDOW, moving_average
 
-#: Episodes averaged by the moving-average curves.
-WINDOW = 10
 #: x axes the reward plots know: label and how to read it from a record.
 X_AXES: dict[str, str] = {"frames": "emulator frames", "minutes": "training minutes"}
 
@@ -51,14 +49,14 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
         x: ``"frames"`` or ``"minutes"``.
         frames_per_step: emulator frames per agent step (``Trainer.frames // Trainer.steps``).
         reference: label -> curve (:func:`a3c_core.curves.read_curve`), each drawn whole as a dashed
-            mean-of-5 line in the evaluator panel: where a finished run was at this run's x.
+            mean-of-10 line in the evaluator panel: where a finished run was at this run's x.
     """
     fig = Figure(figsize=size, dpi=80, layout="constrained")
     FigureCanvasAgg(fig)
     evaluator, workers = fig.subplots(1, 2, sharex=True)
     evals = list(history.evals)
     for i, (label, curve) in enumerate((reference or {}).items()):
-        evaluator.plot(curve[x], curve["mean5"], "--", lw=1.5, color=f"C{i + 3}", alpha=0.8, label=f"{label} (mean of 5)")
+        evaluator.plot(curve[x], curve[MEAN], "--", lw=1.5, color=f"C{i + 3}", alpha=0.8, label=f"{label} (mean of {WINDOW})")
     if evals:
         xs, scores = x_values(evals, x, frames_per_step), [e["score"] for e in evals]
         evaluator.plot(xs, scores, "o", ms=3, alpha=0.45, color="tab:blue", label="episode score")
@@ -91,7 +89,7 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
 
 def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", title: str = "",
                   size: tuple[float, float] = (9.0, 4.0)) -> Figure:
-    """Several runs on one plot: each curve's evaluator scores (faint dots) and their mean of 5
+    """Several runs on one plot: each curve's evaluator scores (faint dots) and their mean of 10
     (line), against ``x``: ``"frames"``, ``"steps"`` or ``"minutes"``.
 
     Args:
@@ -107,11 +105,11 @@ def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", t
     for i, (label, curve) in enumerate(curves.items()):
         color = f"C{i}"
         ax.plot(curve[x], curve["score"], "o", ms=2.5, alpha=0.3, color=color)
-        ax.plot(curve[x], curve["mean5"], "-", lw=2, color=color, label=f"{label} ({len(curve['score'])} episodes)")
+        ax.plot(curve[x], curve[MEAN], "-", lw=2, color=color, label=f"{label} ({len(curve['score'])} episodes)")
     if curves:
         ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel(labels[x])
-    ax.set_ylabel("greedy evaluator score (dots), mean of 5 (lines)")
+    ax.set_ylabel(f"greedy evaluator score (dots), mean of {WINDOW} (lines)")
     ax.grid(alpha=0.3)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     if title:

@@ -4,10 +4,13 @@
     .venv/bin/python benchmarks/time_to_score.py --game catch --preset fast --workers 2 --lr 1e-3 \\
         --target 5 --milestones -3 0 3 5 --max-minutes 5
 
-It stops when the mean of the evaluator's last 5 episodes reaches ``--target`` (Pong: +18,
-"solved") or at ``--max-minutes``; writes the curve (CSV: evaluator episodes against agent steps,
-frames and wall time) and a plot into ``--out``; and prints the steps and minutes at which the
-mean of 5 first reached each milestone, with a markdown row for ``benchmarks/README.md``.
+It stops when the mean of the evaluator's last 10 episodes reaches ``--target`` (Pong: +18,
+"solved") or at ``--max-minutes`` / ``--max-steps``; writes the curve (CSV: evaluator episodes against
+agent steps, frames and wall time) and a plot into ``--out``; and prints the steps and minutes at which
+the mean of 10 first reached each milestone, with a markdown row for ``benchmarks/README.md``. The
+evaluator plays with sticky actions 0.25 (the config's ``eval_sticky_action_prob``), so the mean of 10
+is a mean over ten different games; `python -m a3c_core evaluate` then gives the finished agent its
+final 30-game evaluation on fresh seeds.
 Every training setting is an option (see ``--help``); the evaluator plays faster here than on the
 dashboard (``--eval-steps-per-second 120`` by default), so that the curve has points enough while
 the evaluator still leaves most of the cores to the workers.
@@ -63,7 +66,7 @@ def main() -> None:
     fig.savefig(out / f"{name}.png", dpi=110)
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(curve['score'])} evaluator episodes")
-    print("| milestone (mean of 5) | agent steps | minutes |\n|---:|---:|---:|")
+    print(f"| milestone (mean of {WINDOW}) | agent steps | minutes |\n|---:|---:|---:|")
     cells = []
     for milestone in args.milestones:
         hit = first_reach(curve, milestone)

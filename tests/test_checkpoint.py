@@ -81,7 +81,7 @@ def test_export_keeps_a_small_play_only_copy(tmp_path):
     assert json.loads((tmp_path / "agent.json").read_text()) == summary
     assert summary["steps"] == 12 and summary["final_evaluator_scores"] == [1.0]
     assert (tmp_path / "agent-curve.csv").read_text().splitlines() == [
-        "episode,steps,frames,minutes,score,reward,length,mean5", "0,10,10,0.05,1.0,1.0,45,1.0"]
+        "episode,steps,frames,minutes,score,reward,length,mean10", "0,10,10,0.05,1.0,1.0,45,1.0"]
     model, _, _ = load_model(tmp_path / "agent.pt")
     original = load_checkpoint(full)["model"]
     for name, tensor in model.state_dict().items():

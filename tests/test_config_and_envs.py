@@ -37,7 +37,18 @@ def test_presets():
     assert fast.state_shape == (1, 80, 80) and fast.game == "catch"
     assert A3CConfig(frame_stack=4).state_shape == (12, 160, 160)
     assert A3CConfig.from_dict(fast.to_dict()) == fast
-    assert seed.center_input and not fast.center_input
+    assert seed.center_input and fast.center_input and fast.workers == 2
+
+
+def test_training_and_evaluation_follow_ale_v5_sticky_actions_unless_a_config_says_otherwise():
+    config = A3CConfig()
+    assert config.sticky_action_prob == 0.25 and config.eval_sticky_action_prob == 0.25
+    # a record saved before the protocol: deterministic games, and so it stays when it is loaded
+    old = {**config.to_dict(), "sticky_action_prob": 0.0}
+    del old["eval_sticky_action_prob"]
+    assert A3CConfig.from_dict(old).eval_sticky_action_prob == 0.0
+    with pytest.raises(ValueError, match="eval_sticky_action_prob"):
+        A3CConfig(eval_sticky_action_prob=1.5)
 
 
 def test_a_config_saved_before_centring_existed_loads_without_it():
@@ -62,7 +73,9 @@ def test_frame_skip_and_sticky_actions_reach_the_emulator():
     assert env.unwrapped._frameskip == 3
     assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
     default = make_env(A3CConfig(game="pong")).unwrapped
-    assert default._frameskip == 4 and default.ale.getFloat("repeat_action_probability") == 0.0
+    assert default._frameskip == 4 and default.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+    deterministic = make_env(A3CConfig(game="pong", sticky_action_prob=0.0)).unwrapped
+    assert deterministic.ale.getFloat("repeat_action_probability") == 0.0
 
 
 def test_shaping_is_on_for_space_invaders_only_by_default():

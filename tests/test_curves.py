@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from a3c_core import curves
-from a3c_core.curves import COLUMNS, curve_from_evals, read_curve, write_curve
+from a3c_core.curves import COLUMNS, curve_from_evals, first_reach, read_curve, write_curve
 from a3c_core.plots import curves_figure, figure_png
 
 
@@ -19,19 +19,30 @@ def test_the_module_examples_hold():
     assert doctest.testmod(curves).failed == 0
 
 
-def test_mean5_is_the_mean_of_the_last_five_scores_and_frames_count_the_frame_skip():
-    curve = curve_from_evals(evals([-21, -19, -15, -11, -7, 3, 21]), frame_skip=4)
-    assert curve["mean5"].tolist() == pytest.approx([-21, -20, -55 / 3, -16.5, -14.6, -9.8, -1.8])
-    assert curve["frames"].tolist() == [400 * (i + 1) for i in range(7)]
-    assert curve["minutes"].tolist() == [0.5 * (i + 1) for i in range(7)]
+def test_mean10_is_the_mean_of_the_last_ten_scores_and_frames_count_the_frame_skip():
+    scores = [-21, -19, -15, -11, -7, 3, 21, 5, 5, 9, 11, -1]
+    curve = curve_from_evals(evals(scores), frame_skip=4)
+    assert curve["mean10"].tolist() == pytest.approx([-21, -20, -55 / 3, -16.5, -14.6, -70 / 6, -7, -5.5,
+                                                      -39 / 9, -3.0, 0.2, 2.0])
+    assert curve["frames"].tolist() == [400 * (i + 1) for i in range(12)]
+    assert curve["minutes"].tolist() == [0.5 * (i + 1) for i in range(12)]
+
+
+def test_milestones_need_ten_games_and_old_mean5_files_read_as_mean10(tmp_path):
+    curve = curve_from_evals(evals([20] * 9 + [19, 19]), frame_skip=4)
+    assert first_reach(curve, 18) == 9  # nine games at +20 are not yet "solved": ten are needed
+    old = tmp_path / "old-curve.csv"
+    old.write_text("episode,steps,frames,minutes,score,reward,length,mean5\n"
+                   + "".join(f"{i},{i},{4 * i},0.1,{s},{s},9,0\n" for i, s in enumerate([1.0, 3.0])))
+    assert read_curve(old)["mean10"].tolist() == [1.0, 2.0]
 
 
 def test_a_curve_survives_the_round_trip_through_csv(tmp_path):
     curve = curve_from_evals(evals([1.0, 2.5, -3.0]), frame_skip=4)
     path = write_curve(tmp_path / "sub" / "run-curve.csv", curve)
-    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS) + ",mean10"
     back = read_curve(path)
-    for name in COLUMNS:
+    for name in (*COLUMNS, "mean10"):
         np.testing.assert_allclose(back[name], curve[name], atol=1e-3)
 
 
@@ -62,12 +73,11 @@ def test_the_overlay_plot_draws_a_line_per_run_and_rejects_an_unknown_axis():
         curves_figure(runs, x="hours")
 
 
-def test_first_reach_waits_for_five_episodes_and_finds_the_first_crossing():
-    from a3c_core.curves import first_reach
-    curve = curve_from_evals(evals([21, -21, -21, -21, -21, 0, 21, 21, 21, 21]), frame_skip=4)
-    assert first_reach(curve, -12.6) == 4    # (21 - 4 * 21) / 5 = -12.6 at the 5th episode, not the 1st
-    assert first_reach(curve, 0) == 7        # (-21 - 21 + 0 + 21 + 21) / 5 = 0
-    assert first_reach(curve, 16.7) == 9     # (0 + 4 * 21) / 5 = 16.8
+def test_first_reach_waits_for_ten_episodes_and_finds_the_first_crossing():
+    curve = curve_from_evals(evals([21] + [-21] * 9 + [0] + [21] * 10), frame_skip=4)
+    assert first_reach(curve, -16.8) == 9    # (21 - 9 * 21) / 10 = -16.8 at the 10th episode, not the 1st
+    assert first_reach(curve, 0) == 15       # (-4 * 21 + 0 + 5 * 21) / 10 = +2.1 first at the 16th
+    assert first_reach(curve, 19) == 20      # ten games at +21 at last
     assert first_reach(curve, 50) is None
 
 

@@ -148,7 +148,7 @@ def test_a_reference_curve_is_drawn_beside_the_run_and_a_bad_file_is_refused(sto
         dashboard.close()
     fig = reward_figure(stopped_trainer.history, reference=dashboard.reference)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0] == "shipped (mean of 5)" and "episode score" in labels
+    assert labels[0] == "shipped (mean of 10)" and "episode score" in labels
     reference_line = fig.axes[0].lines[0]
     assert list(reference_line.get_xdata()) == [50 * i for i in range(8)]  # frames: the whole reference
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")

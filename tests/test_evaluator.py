@@ -67,3 +67,56 @@ def test_trace_keeps_what_the_model_saw_and_said_at_every_step():
     assert play_episode(model, env, seed=0)["reward"] == result["reward"]
     with pytest.raises(ValueError, match="needs a model"):
         play_episode(None, env, seed=0, trace=True)
+
+
+def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count_it_loaded_at():
+    import multiprocessing as mp
+    import threading
+    import time
+    from queue import Empty
+
+    from a3c_core.evaluator import evaluation_config, run_evaluator
+
+    config = A3CConfig(game="pong", height=32, width=32, grayscale=True, hidden_size=16,
+                       eval_steps_per_second=0, eval_frame_every=1, max_episode_steps=200)
+    assert evaluation_config(config).sticky_action_prob == 0.25
+    assert evaluation_config(config.replace(eval_sticky_action_prob=0.0)).sticky_action_prob == 0.0
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(config, 6)
+    with torch.no_grad():  # an untrained policy that changes its action with what it sees (a flat one would
+        model.policy.weight.mul_(1000)  # repeat one action, and a repeated action is the same game with or without sticky actions)
+    model.share_memory()
+    ctx = mp.get_context("spawn")
+    steps, stop, queue = ctx.Value("q", 1000), ctx.Event(), ctx.Queue()
+    process = ctx.Process(target=run_evaluator, args=(config, model, steps, stop, queue), daemon=True)
+    process.start()
+
+    def count_up():  # the workers' steps go on while the evaluator plays
+        while not stop.is_set():
+            with steps.get_lock():
+                steps.value += 100
+            stop.wait(0.05)
+
+    threading.Thread(target=count_up, daemon=True).start()
+    evals, actions = [], {}
+    try:
+        while len(evals) < 2:
+            record = queue.get(timeout=120)
+            if record["kind"] == "frame":
+                actions.setdefault(record["episode"], []).append(record["action"])
+            else:
+                assert record["kind"] == "eval", record
+                evals.append(record)
+    finally:
+        stop.set()
+        deadline = time.monotonic() + 30
+        while process.is_alive() and time.monotonic() < deadline:  # a child exits once its queued records are read
+            try:
+                queue.get(timeout=0.1)
+            except Empty:
+                pass
+        process.join(1)
+    assert not process.is_alive()
+    assert actions[0] != actions[1]  # two different games (without sticky actions: the same game twice)
+    for record in evals:
+        assert record["steps"] < record["end_steps"]  # x = the weights' step count, not the episode's end
