@@ -7,7 +7,7 @@
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
     python -m a3c_core play data/space-invaders-fast.pt --episodes 10 --sticky-action-prob 0.25 --vs-random
-    python -m a3c_core play data/pong-fast.pt --episodes 10 --sticky-action-prob 0.25 --vs-random --save-record
+    python -m a3c_core evaluate data/pong-fast.pt --save-record     # 30 sticky-action games on fresh seeds
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 
 Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
@@ -29,14 +29,16 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from .checkpoint import export_agent, load_model
+from .checkpoint import CheckpointError, export_agent, load_model
 from .config import PRESETS, A3CConfig
 from .envs import make_env
-from .evaluator import play_episode
+from .evaluator import FINAL_SEED, final_evaluation, play_episode
 from .plots import save_gif
 from .trainer import Trainer
 
 _TYPES = {"int": int, "float": float, "str": str}
+#: Pong counts as solved at a mean of at least +18 over the final evaluation's games.
+SOLVED_PONG = 18.0
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -65,18 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(train)
 
     play = commands.add_parser("play", help="play greedy episodes with a checkpoint's model")
-    play.add_argument("checkpoint")
-    play.add_argument("--episodes", type=int, default=3)
-    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("checkpoint", help="a run's checkpoint or an exported agent (.pt)")
+    play.add_argument("--episodes", type=int, default=3, help="how many games to play (default 3)")
+    play.add_argument("--seed", type=int, default=0,
+                      help="seed of the first game; game i uses seed + i (default 0)")
     play.add_argument("--gif", help="save the first episode as a GIF at this path")
     play.add_argument("--sticky-action-prob", type=float, metavar="P",
                       help="play with this sticky-action probability instead of the training run's (0.25, "
                            "ALE v5's default, makes each seed a different game)")
     play.add_argument("--vs-random", action="store_true",
                       help="also play as many episodes with uniformly random actions, and compare")
-    play.add_argument("--save-record", action="store_true",
-                      help="with --vs-random: store the scores under 'vs_random' in the agent's .json record "
-                           "(the one `export` wrote beside the checkpoint)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="the field's final evaluation: greedy games with sticky actions on seeds never used in "
+                         "training, against random play on the same seeds, with a 95%% confidence interval")
+    evaluate.add_argument("checkpoint", help="a run's checkpoint or an exported agent (.pt)")
+    evaluate.add_argument("--episodes", type=int, default=30, help="games per player (default 30)")
+    evaluate.add_argument("--first-seed", type=int, default=FINAL_SEED,
+                          help=f"seed of the first game; game i uses first seed + i (default {FINAL_SEED:,}, "
+                               "far from every seed training uses)")
+    evaluate.add_argument("--sticky-action-prob", type=float, default=0.25, metavar="P",
+                          help="sticky-action probability of the games (default 0.25, ALE v5's and the field's)")
+    evaluate.add_argument("--save-record", action="store_true",
+                          help="store the result under 'evaluation' in the agent's .json record (the one "
+                               "`export` wrote beside the .pt)")
 
     export = commands.add_parser("export", help="write a small play-only copy of a checkpoint (e.g. for data/)")
     export.add_argument("checkpoint")
@@ -129,15 +143,11 @@ def play(args: argparse.Namespace) -> int:
         config.validate()
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    agent_json = Path(args.checkpoint).with_suffix(".json")
-    if args.save_record and not (args.vs_random and agent_json.exists()):
-        raise ValueError(f"--save-record needs --vs-random and the agent's record {agent_json} "
-                         "(written by `python -m a3c_core export`)")
     env = make_env(config, render_mode="rgb_array")
     players = {"agent": model, "random": None} if args.vs_random else {"agent": model}
-    means, all_scores = {}, {}
+    means = {}
     for name, player in players.items():
-        scores = all_scores[name] = []
+        scores = []
         for episode in range(args.episodes):
             record = bool(args.gif) and episode == 0 and player is model
             result = play_episode(player, env, seed=args.seed + episode, record=record)
@@ -153,24 +163,43 @@ def play(args: argparse.Namespace) -> int:
     if args.vs_random:
         print(f"agent - random: {means['agent'] - means['random']:+.2f} points per episode "
               f"({config.game}, sticky actions {config.sticky_action_prob:g})")
-    if args.save_record:
-        save_vs_random(agent_json, args, config.sticky_action_prob, all_scores, means)
     return 0
 
 
-def save_vs_random(agent_json: Path, args: argparse.Namespace, sticky: float, scores: dict[str, list[float]],
-                   means: dict[str, float]) -> None:
-    """Store a ``play --vs-random`` comparison in the agent's JSON record, with the command that repeats it."""
-    command = f"python -m a3c_core play {args.checkpoint} --episodes {args.episodes}"
-    command += (f" --seed {args.seed}" if args.seed else "") + f" --sticky-action-prob {sticky:g} --vs-random"
-    record = json.loads(agent_json.read_text())
-    record["vs_random"] = {
-        "episodes": args.episodes, "seeds": f"{args.seed}-{args.seed + args.episodes - 1}", "sticky_action_prob": sticky,
-        "agent_scores": scores["agent"], "random_scores": scores["random"],
-        "agent_mean": means["agent"], "random_mean": means["random"],
-        "command": command}
-    agent_json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"saved the comparison in {agent_json} under 'vs_random'")
+def evaluate(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # as in play: one state at a time
+    if args.episodes < 2:
+        raise ValueError(f"--episodes must be >= 2 (a confidence interval needs two games), got {args.episodes}")
+    if args.first_seed < 0:
+        raise ValueError(f"--first-seed must be >= 0, got {args.first_seed}")
+    if not 0.0 <= args.sticky_action_prob <= 1.0:
+        raise ValueError(f"--sticky-action-prob must be between 0 and 1, got {args.sticky_action_prob}")
+    agent_json = Path(args.checkpoint).with_suffix(".json")
+    if args.save_record and not agent_json.exists():
+        raise ValueError(f"--save-record writes into the agent's record {agent_json}, which does not exist: "
+                         "export the checkpoint first (python -m a3c_core export CHECKPOINT AGENT.pt)")
+    model, config, _ = load_model(args.checkpoint)
+    result = final_evaluation(model, config, args.episodes, args.first_seed, args.sticky_action_prob)
+    seeds = result["seeds"]
+    print(f"{config.game}: {args.episodes} greedy games with sticky actions {args.sticky_action_prob:g}, "
+          f"seeds {seeds[0]}-{seeds[1]}, the game's own score")
+    print(f"{'':8}{'mean':>8}{'std':>7}   {'95% CI of the mean':<20}{'min':>6}{'max':>6}")
+    for name in ("agent", "random"):
+        r = result[name]
+        ci = f"[{r['ci95'][0]:+.1f}, {r['ci95'][1]:+.1f}]"
+        print(f"{name:8}{r['mean']:>+8.2f}{r['std']:>7.2f}   {ci:<20}{r['min']:>+6g}{r['max']:>+6g}")
+    if config.game == "pong":
+        verdict = "yes" if result["agent"]["mean"] >= SOLVED_PONG else "no"
+        print(f"solved (a mean of at least +{SOLVED_PONG:g}): {verdict}")
+    if args.save_record:
+        command = f"python -m a3c_core evaluate {args.checkpoint} --episodes {args.episodes}"
+        command += "" if args.first_seed == FINAL_SEED else f" --first-seed {args.first_seed}"
+        command += "" if args.sticky_action_prob == 0.25 else f" --sticky-action-prob {args.sticky_action_prob:g}"
+        record = json.loads(agent_json.read_text())
+        record["evaluation"] = {**result, "command": command, "date": time.strftime("%Y-%m-%d")}
+        agent_json.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"saved the evaluation in {agent_json} under 'evaluation'")
+    return 0
 
 
 def export(args: argparse.Namespace) -> int:
@@ -187,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": train, "play": play, "export": export}[args.subcommand](args)
-    except (ValueError, FileNotFoundError) as error:
+        return {"train": train, "play": play, "evaluate": evaluate, "export": export}[args.subcommand](args)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
         parser.exit(2, f"error: {error}\n")
 
 

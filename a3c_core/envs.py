@@ -27,6 +27,9 @@ from .config import A3CConfig
 from .preprocess import PreprocessObservation
 
 gym.register_envs(ale_py)
+# ALE prints its banner ("A.L.E: Arcade Learning Environment ... [Powered by Stella]") on stderr each
+# time a game is made: once per process, a pink box in every notebook. Only its errors are worth reading.
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 #: Shaped reward for each step in which the game gave points (a hit alien or the mothership).
 ALIEN_REWARD = 0.1

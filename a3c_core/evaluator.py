@@ -16,13 +16,15 @@ skip 4), so that on a 2-core laptop it leaves the cores to the workers and stays
 
 from __future__ import annotations
 
+import statistics
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .config import A3CConfig
 from .envs import episode_score, make_env
@@ -31,6 +33,9 @@ from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_p
 
 #: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
 EVAL_SEED_OFFSET = 10_000
+#: First seed of a final evaluation's games, far above every seed a training run uses (workers
+#: ``seed + rank``, the evaluator ``10,000 + seed + steps``): those games were never played in training.
+FINAL_SEED = 1_000_000_000
 
 
 def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, greedy: bool = True,
@@ -98,6 +103,41 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
     if trace:
         result["trace"] = {key: np.array(values) for key, values in steps.items() if key != "hiddens"}
         result["trace"]["hiddens"] = torch.stack(steps["hiddens"])
+    return result
+
+
+def score_summary(scores: Sequence[float], resamples: int = 10_000) -> dict[str, Any]:
+    """Mean, sample standard deviation, min, max and a 95 % bootstrap confidence interval of the mean
+    (percentiles 2.5 and 97.5 of ``resamples`` resampled means, a fixed random stream so that the same
+    scores always give the same interval) of ``scores`` ``(N,)``."""
+    values = np.asarray(scores, dtype=np.float64)
+    means = np.random.default_rng(0).choice(values, size=(resamples, values.size)).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"scores": values.tolist(), "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max()), "ci95": [float(low), float(high)]}
+
+
+def final_evaluation(model: ActorCritic, config: A3CConfig, episodes: int = 30, first_seed: int = FINAL_SEED,
+                     sticky_action_prob: float = 0.25, progress: bool = True) -> dict[str, Any]:
+    """The field's final evaluation of a finished agent: ``episodes`` greedy games with sticky actions
+    on seeds ``first_seed ...`` never used in training, and uniformly random play on the same seeds.
+
+    Returns the protocol (``episodes``, ``seeds`` ``[first, last]``, ``sticky_action_prob``) and, for
+    ``agent`` and ``random``, :func:`score_summary` of the game's own scores.
+    """
+    env = make_env(config.replace(sticky_action_prob=sticky_action_prob))
+    seeds = range(first_seed, first_seed + episodes)
+    result: dict[str, Any] = {"episodes": episodes, "seeds": [seeds[0], seeds[-1]],
+                              "sticky_action_prob": sticky_action_prob}
+    for name, player in (("agent", model), ("random", None)):
+        scores: list[float] = []
+        games = tqdm(seeds, desc=f"{name} ({config.game})", unit="game", disable=not progress, leave=False)
+        for seed in games:
+            scores.append(play_episode(player, env, seed=seed)["score"])
+            games.set_postfix_str(f"mean {statistics.fmean(scores):+.2f}")
+        result[name] = score_summary(scores)
+    env.close()
     return result
 
 

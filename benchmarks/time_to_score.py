@@ -11,6 +11,10 @@ the mean of 10 first reached each milestone, with a markdown row for ``benchmark
 evaluator plays with sticky actions 0.25 (the config's ``eval_sticky_action_prob``), so the mean of 10
 is a mean over ten different games; `python -m a3c_core evaluate` then gives the finished agent its
 final 30-game evaluation on fresh seeds.
+
+Before training it measures the single-process ceiling (``throughput.py``'s: the worker's own loop
+alone in one process, ``--ceiling-seconds``) and at the end reports the run's throughput as a share of
+min(workers, cores) x that ceiling, so that runs on machines of different speed and load compare.
 Every training setting is an option (see ``--help``); the evaluator plays faster here than on the
 dashboard (``--eval-steps-per-second 120`` by default), so that the curve has points enough while
 the evaluator still leaves most of the cores to the workers.
@@ -25,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from throughput import single_process_ceiling  # the same measurement as the throughput table (this folder)
+
 from a3c_core import A3CConfig, Trainer
 from a3c_core.__main__ import add_config_options, config_overrides
 from a3c_core.config import PRESETS
@@ -38,6 +44,8 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=18.0, help=f"stop when the mean of {WINDOW} reaches this")
     parser.add_argument("--milestones", type=float, nargs="+", default=[-10.0, 0.0, 10.0, 18.0])
     parser.add_argument("--out", default="benchmarks/results", help="folder for the CSV and the plot")
+    parser.add_argument("--ceiling-seconds", type=float, default=15.0,
+                        help="seconds of the single-process ceiling measured before training (0: skip it)")
     add_config_options(parser)
     args = parser.parse_args()
     overrides = {"eval_steps_per_second": 120.0, "max_minutes": 30.0, **config_overrides(args)}
@@ -47,6 +55,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    ceiling = single_process_ceiling(config, args.ceiling_seconds) if args.ceiling_seconds > 0 else None
     trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with trainer:
         try:
@@ -66,6 +75,11 @@ def main() -> None:
     fig.savefig(out / f"{name}.png", dpi=110)
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(curve['score'])} evaluator episodes")
+    if ceiling:
+        overall, ideal = trainer.steps / trainer.elapsed, min(config.workers, os.cpu_count() or 1) * ceiling
+        print(f"throughput: {overall:,.0f} steps/s overall = {overall / ideal:.0%} of min(workers, cores) x the "
+              f"single-process ceiling ({ceiling:,.0f} steps/s, measured just before the run); load average "
+              f"now {os.getloadavg()[0]:.1f}")
     print(f"| milestone (mean of {WINDOW}) | agent steps | minutes |\n|---:|---:|---:|")
     cells = []
     for milestone in args.milestones:

@@ -15,16 +15,18 @@ def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "time_to_score.py"), "--preset", "catch", "--workers", "1",
          "--max-steps", "4000", "--eval-steps-per-second", "0", "--target", "99", "--milestones", "-5", "99",
-         "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")],
+         "--ceiling-seconds", "2", "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     curve = read_curve(tmp_path / "out" / "catch-catch-w1-seed0.csv")
     assert len(curve["score"]) >= 5 and curve["steps"][-1] <= 4000 + 200
     assert (tmp_path / "out" / "catch-catch-w1-seed0.png").read_bytes()[:4] == b"\x89PNG"
-    # every Catch score is >= -5, so the -5 milestone is reached at the 5th episode; 99 never is
+    # every Catch score is >= -5, so the -5 milestone is reached at the 10th episode; 99 never is
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| -5 | ") and rows[1] != "| -5 | - | - |" and rows[2] == "| +99 | - | - |"
     assert "| catch | catch | 0 |" in rows[-1] and "time_to_score.py --preset catch" in rows[-1]
+    share = [line for line in result.stdout.splitlines() if line.startswith("throughput: ")]
+    assert share and "% of min(workers, cores) x the single-process ceiling" in share[0]
 
 
 def test_throughput_measures_the_ceiling_independent_loops_and_workers_with_their_cpu_shares(tmp_path):

@@ -57,22 +57,44 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "sticky_action_prob must be between 0 and 1" in result.stderr
 
-    # --save-record stores the comparison it printed in the agent's JSON, with the command that repeats it.
-    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--vs-random", "--save-record"],
+
+
+def test_evaluate_plays_fresh_sticky_games_against_random_and_stores_them_in_the_agents_record(tmp_path):
+    from a3c_core.evaluator import FINAL_SEED
+    run = tmp_path / "run"
+    assert subprocess.run(CLI + ["train", "--preset", "catch", "--workers", "1", "--max-steps", "300",
+                                 "--run-dir", str(tmp_path), "--name", "run"], capture_output=True, timeout=240).returncode == 0
+    checkpoint = next((run / "checkpoints").glob("step-*.pt"))
+    result = subprocess.run(CLI + ["evaluate", str(checkpoint), "--episodes", "4", "--save-record"],
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "export" in result.stderr, "a run checkpoint has no record to write into"
+    assert result.returncode == 2 and "export the checkpoint first" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
     agent = tmp_path / "agent.pt"
-    assert subprocess.run(CLI + ["export", str(checkpoints[0]), str(agent)], timeout=120).returncode == 0
-    result = subprocess.run(CLI + ["play", str(agent), "--episodes", "3", "--seed", "5", "--vs-random",
-                                   "--sticky-action-prob", "0.25", "--save-record"],
+    assert subprocess.run(CLI + ["export", str(checkpoint), str(agent)], capture_output=True, timeout=120).returncode == 0
+    result = subprocess.run(CLI + ["evaluate", str(agent), "--episodes", "4", "--save-record"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    printed = {who: [float(line.split("score ")[1].split(",")[0]) for line in result.stdout.splitlines()
-                     if line.startswith(f"{who} episode ")] for who in ("agent", "random")}
-    record = json.loads(agent.with_suffix(".json").read_text())["vs_random"]
-    assert record["agent_scores"] == printed["agent"] and record["random_scores"] == printed["random"]
-    assert record["agent_mean"] == sum(printed["agent"]) / 3 and record["seeds"] == "5-7"
-    assert record["command"] == f"python -m a3c_core play {agent} --episodes 3 --seed 5 --sticky-action-prob 0.25 --vs-random"
+    record = json.loads(agent.with_suffix(".json").read_text())["evaluation"]
+    assert record["episodes"] == 4 and record["seeds"] == [FINAL_SEED, FINAL_SEED + 3]
+    assert record["sticky_action_prob"] == 0.25 and record["command"] == f"python -m a3c_core evaluate {agent} --episodes 4"
+    for player in ("agent", "random"):
+        summary = record[player]
+        assert len(summary["scores"]) == 4 and summary["mean"] == pytest.approx(sum(summary["scores"]) / 4)
+        assert summary["ci95"][0] <= summary["mean"] <= summary["ci95"][1]
+        line = next(line for line in result.stdout.splitlines() if line.startswith(player))
+        assert f"{summary['mean']:+.2f}" in line  # what it printed is what it stored
+    # the same seeds give the same games
+    again = subprocess.run(CLI + ["evaluate", str(agent), "--episodes", "4"], capture_output=True, text=True, timeout=120)
+    assert again.stdout.splitlines()[-2:] == result.stdout.splitlines()[-3:-1]
+
+
+@pytest.mark.parametrize("args, message", [(["--episodes", "1"], "--episodes must be >= 2"),
+                                           (["--first-seed", "-1"], "--first-seed must be >= 0"),
+                                           (["--sticky-action-prob", "2"], "--sticky-action-prob must be between 0 and 1")])
+def test_evaluate_refuses_bad_options_in_one_sentence(args, message):
+    result = subprocess.run(CLI + ["evaluate", "data/pong-fast.pt"] + args, capture_output=True, text=True, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ctrl_c_stops_cleanly_with_a_final_checkpoint_and_no_process_left(tmp_path):
