@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .config import A3CConfig
 from .envs import episode_score, make_env
 from .model import ActorCritic, choose_action
-from .worker import parent_alive, release_queue_if_orphaned, send, setup_child_process
+from .processes import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
 #: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
 EVAL_SEED_OFFSET = 10_000

@@ -11,12 +11,10 @@ Workers talk to the kernel only through a queue of small dicts (``kind`` = ``"ep
 from __future__ import annotations
 
 import os
-import queue as queue_module
-import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from multiprocessing import parent_process
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ from .config import A3CConfig
 from .envs import episode_score, make_env
 from .loss import a3c_loss
 from .model import ActorCritic, policy_step
+from .processes import DIVERGED_EXIT_CODE, parent_alive, release_queue_if_orphaned, send, setup_child_process
 from .shared import SharedAdam, copy_gradients
 
 #: Loss terms are averaged over this many updates before one "losses" record is sent.
@@ -33,36 +32,6 @@ LOSS_REPORT_EVERY = 20
 #: Workers run at a lower CPU priority, so the kernel, the dashboard and the paced evaluator stay
 #: responsive however many workers share the cores (an idle machine still gives them every cycle).
 WORKER_NICENESS = 5
-
-
-def setup_child_process() -> None:
-    """First thing in every child: one torch thread, so that N processes share N cores without
-    oversubscription (and without the OpenMP hang of forked children). Ctrl-C in a terminal reaches
-    the whole process group: children ignore it and let the parent stop them cooperatively."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def parent_alive() -> bool:
-    """False once the process that started this one has died (kernel restarted or killed)."""
-    parent = parent_process()
-    return parent is None or parent.is_alive()
-
-
-def release_queue_if_orphaned(queue: Any) -> None:
-    """Called as a child ends. If the parent has died, nobody reads ``queue`` any more: let the
-    process exit without flushing it (otherwise the exit waits forever on a full pipe)."""
-    if not parent_alive():
-        queue.cancel_join_thread()
-
-
-def send(queue: Any, record: dict[str, Any]) -> None:
-    """Put ``record`` on ``queue`` without waiting; drop it if the queue is full."""
-    try:
-        queue.put_nowait(record)
-    except queue_module.Full:
-        pass
 
 
 @dataclass
@@ -118,6 +87,10 @@ def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         os.nice(WORKER_NICENESS)
     try:
         train_loop(rank, config, shared_model, optimizer, steps, stop_event, queue)
+    except FloatingPointError as error:  # the run diverged: restarting would not help, the trainer stops it
+        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
+                     "diverged": True, "error": f"worker {rank}: {error}"})
+        sys.exit(DIVERGED_EXIT_CODE)
     except Exception:  # reported to the kernel, which shows it and may restart the worker
         send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
                      "error": traceback.format_exc()})
@@ -158,9 +131,13 @@ def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         terms = a3c_loss(rollout.rewards, torch.stack(rollout.values), torch.stack(rollout.log_probs),
                          torch.stack(rollout.entropies), bootstrap_value(model, rollout), config.gamma,
                          config.gae_lambda, config.value_coef, config.entropy_coef)
+        if not torch.isfinite(terms.total):
+            raise FloatingPointError(f"the loss is {terms.total.item()} at step {steps.value:,}: the run diverged")
         model.zero_grad(set_to_none=True)
         terms.total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        if not torch.isfinite(norm):
+            raise FloatingPointError(f"the gradient's norm is {norm.item()} at step {steps.value:,}: the run diverged")
         copy_gradients(model, shared_model)
         optimizer.step()
 

@@ -93,7 +93,7 @@ def train_setting(name: str, lr: float, minutes: float, batch: int, seed: int, d
     import torch.nn.functional as F
 
     from a3c_core.model import ActorCritic, center_channels
-    from a3c_core.worker import setup_child_process
+    from a3c_core.processes import setup_child_process
 
     setup_child_process()
     torch.manual_seed(seed)

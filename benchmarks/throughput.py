@@ -33,7 +33,8 @@ import torch
 
 from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
 from a3c_core.shared import SharedAdam
-from a3c_core.worker import setup_child_process, train_loop
+from a3c_core.processes import setup_child_process
+from a3c_core.worker import train_loop
 
 WARMUP_SECONDS = 3.0
 
