@@ -23,12 +23,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import A3CConfig
 from .envs import episode_score, make_env
-from .model import ActorCritic, choose_action
+from .model import ActorCritic
 from .processes import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
 #: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
@@ -76,17 +75,16 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
         if model is None:
             action = int(env.action_space.sample())
         else:
+            if not memory:
+                hidden = model.initial_state()
             with torch.no_grad():
-                if not memory:
-                    hidden = model.initial_state()
-                logits, value, next_hidden = model(torch.from_numpy(obs).unsqueeze(0), hidden)
-                probs = F.softmax(logits, dim=-1)
-                action = choose_action(probs, greedy)
+                step = model.act(torch.from_numpy(obs).unsqueeze(0), hidden, greedy)
+            action = int(step.action)
             if trace:
-                for key, item in (("states", obs), ("hiddens", hidden[0]), ("values", float(value)),
-                                  ("probs", probs[0].numpy()), ("actions", action)):
+                for key, item in (("states", obs), ("hiddens", hidden[0]), ("values", float(step.value)),
+                                  ("probs", step.probs[0].numpy()), ("actions", action)):
                     steps[key].append(item)
-            hidden = next_hidden
+            hidden = step.hidden
         obs, reward, terminated, truncated, info = env.step(action)
         if trace:
             steps["rewards"].append(float(reward))

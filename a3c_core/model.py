@@ -20,9 +20,14 @@ hundred (``benchmarks/ball_probe.py``).
 
 The GRU is what lets a single frame still "see" motion: its hidden state carries what earlier
 frames showed. Reset it (zeros) at the start of every episode.
+
+:meth:`ActorCritic.act` is the one place where logits become a move: softmax, then a sample
+(training) or the argmax (evaluation), with the log-probability, entropy and value the loss needs.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +37,17 @@ from .config import A3CConfig
 
 #: Output channels of the five convolutions for 1-frame and for 4-frame input.
 CHANNELS = {1: (8, 16, 32, 32, 32), 4: (16, 16, 32, 32, 32)}
+
+
+class PolicyStep(NamedTuple):
+    """What :meth:`ActorCritic.act` picked and what the model thinks, for a batch of B states."""
+
+    action: torch.Tensor    # (B,) int64: sampled from pi(.|s), or its argmax when greedy
+    log_prob: torch.Tensor  # (B,) log pi(action | s), with gradient (the policy loss needs it)
+    entropy: torch.Tensor   # (B,) H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s)
+    value: torch.Tensor     # (B,) V(s)
+    hidden: torch.Tensor    # (B, hidden_size) the GRU state to feed into the next step
+    probs: torch.Tensor     # (B, n_actions) pi(.|s)
 
 
 def center_channels(state: torch.Tensor) -> torch.Tensor:
@@ -120,6 +136,32 @@ class ActorCritic(nn.Module):
         hidden = self.gru(x, hidden)
         return self.policy(hidden), self.value(hidden).squeeze(-1), hidden
 
+    def act(self, state: torch.Tensor, hidden: torch.Tensor, greedy: bool = False,
+            action: torch.Tensor | None = None) -> PolicyStep:
+        """Pick an action for each state and say what the model thinks of it: the one place where a
+        worker, the evaluator, the notebooks and the checks turn logits into a move.
+
+        Args:
+            state: ``(B, C, H, W)`` float32 in 0..1.
+            hidden: ``(B, hidden_size)``, the GRU state after the previous step.
+            greedy: take the most probable action (evaluation) instead of sampling one with
+                ``torch.multinomial`` from softmax(logits) (training: sampling is the exploration).
+            action: ``(B,)`` actions already taken: return what the model thinks of these instead
+                of picking (replaying a rollout).
+
+        Returns:
+            a :class:`PolicyStep`: action, log-prob, entropy and value ``(B,)``, next hidden
+            ``(B, hidden_size)`` and the probabilities ``(B, n_actions)``, all still in the graph.
+        """
+        logits, value, hidden = self(state, hidden)
+        log_probs = F.log_softmax(logits, dim=-1)
+        probs = log_probs.exp()
+        if action is None:
+            action = probs.argmax(dim=-1) if greedy else torch.multinomial(probs, num_samples=1).squeeze(-1)
+        log_prob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs * probs).sum(dim=-1)
+        return PolicyStep(action, log_prob, entropy, value, hidden, probs)
+
     def conv_input(self, state: torch.Tensor) -> torch.Tensor:
         """What the first convolution reads: ``state`` ``(B, C, H, W)``, centred if ``center_input``."""
         return center_channels(state) if self.center_input else state
@@ -137,27 +179,3 @@ class ActorCritic(nn.Module):
         return (f"input={self.input_shape}, centred={self.center_input}, features={self.features}, "
                 f"actions={self.n_actions}, "
                 f"parameters={counts['total']:,} (convs {counts['convs']:,}, gru {counts['gru']:,})")
-
-
-def policy_step(model: ActorCritic, state: torch.Tensor, hidden: torch.Tensor, greedy: bool = False
-                ) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pick one action for one state ``(1, C, H, W)``.
-
-    Training samples from softmax(logits) with ``torch.multinomial``; evaluation (``greedy``) takes
-    the argmax. Returns the action, its log-probability ``()``, the policy entropy ``()``, the value
-    ``()`` and the next hidden state ``(1, hidden_size)``.
-    """
-    logits, value, hidden = model(state, hidden)
-    log_probs = F.log_softmax(logits, dim=-1)
-    probs = log_probs.exp()
-    action = choose_action(probs, greedy)
-    entropy = -(log_probs * probs).sum()
-    return action, log_probs[0, action], entropy, value[0], hidden
-
-
-def choose_action(probs: torch.Tensor, greedy: bool = False) -> int:
-    """The action for the policy's probabilities ``(1, n_actions)``: a sample (``torch.multinomial``)
-    while training, the most probable one (``argmax``) when ``greedy``."""
-    if greedy:
-        return int(probs.argmax(dim=-1))
-    return int(torch.multinomial(probs, num_samples=1))

@@ -1,8 +1,9 @@
-"""One training process of A3C (notebook 05): rollout -> loss -> shared update -> resync.
+"""One training process of A3C (notebooks 04 and 05): rollout -> loss -> shared update -> resync.
 
 The trainer starts ``config.workers`` of these with the ``spawn`` start method. Each one plays its
 own copy of the game with its own seed and its own local model, and every ``rollout_steps`` steps
 (or at the end of an episode) turns what it saw into a gradient for the one shared model.
+:func:`train_loop` is that algorithm, top to bottom; :class:`Reporter` keeps its bookkeeping.
 
 Workers talk to the kernel only through a queue of small dicts (``kind`` = ``"episode"``,
 ``"losses"`` or ``"error"``). A full queue drops the record: a report never blocks training.
@@ -22,8 +23,8 @@ import torch
 
 from .config import A3CConfig
 from .envs import episode_score, make_env
-from .loss import a3c_loss
-from .model import ActorCritic, policy_step
+from .loss import LossTerms, a3c_loss
+from .model import ActorCritic
 from .processes import DIVERGED_EXIT_CODE, parent_alive, release_queue_if_orphaned, send, setup_child_process
 from .shared import SharedAdam, copy_gradients
 
@@ -45,38 +46,106 @@ class Rollout:
     log_probs: list[torch.Tensor] = field(default_factory=list)      # log pi(a_t | s_t), () each
     entropies: list[torch.Tensor] = field(default_factory=list)      # H(pi(. | s_t)), () each
     next_obs: np.ndarray | None = None                               # s_T, where the next rollout starts
-    hidden: torch.Tensor | None = None                               # GRU state after the last step
-    done: bool = False                                               # the episode ended at the last step
+    hidden: torch.Tensor | None = None                               # GRU state after the last step (1, hidden_size)
+    terminated: bool = False                                         # the game ended at the last step
+    truncated: bool = False                                          # a time limit cut the episode at the last step
     info: dict[str, Any] = field(default_factory=dict)               # env info of the last step
+
+    @property
+    def episode_over(self) -> bool:
+        """The episode ended at the last step, either way: the next rollout starts a new one."""
+        return self.terminated or self.truncated
 
 
 def collect_rollout(model: ActorCritic, env: Any, obs: np.ndarray, hidden: torch.Tensor, steps: int) -> Rollout:
     """Play up to ``steps`` steps from ``obs`` (``(C, H, W)``) and ``hidden`` (``(1, hidden_size)``),
-    sampling actions with softmax + multinomial; stop early at the end of an episode."""
+    sampling actions with softmax + multinomial (``model.act``); stop early at the end of an episode."""
     rollout = Rollout()
     for _ in range(steps):
-        action, log_prob, entropy, value, hidden = policy_step(model, torch.from_numpy(obs).unsqueeze(0), hidden)
+        step = model.act(torch.from_numpy(obs).unsqueeze(0), hidden)
+        action, hidden = int(step.action), step.hidden
         rollout.states.append(obs)
-        obs, reward, terminated, truncated, rollout.info = env.step(action)
+        obs, reward, rollout.terminated, rollout.truncated, rollout.info = env.step(action)
         rollout.actions.append(action)
         rollout.rewards.append(float(reward))
-        rollout.values.append(value)
-        rollout.log_probs.append(log_prob)
-        rollout.entropies.append(entropy)
-        rollout.done = terminated or truncated
-        if rollout.done:
+        rollout.values.append(step.value[0])
+        rollout.log_probs.append(step.log_prob[0])
+        rollout.entropies.append(step.entropy[0])
+        if rollout.episode_over:
             break
     rollout.next_obs, rollout.hidden = obs, hidden
     return rollout
 
 
 def bootstrap_value(model: ActorCritic, rollout: Rollout) -> float:
-    """V(s_T) of the state after the rollout, the start of its n-step returns; 0 if the episode ended."""
-    if rollout.done:
+    """V(s_T) of the state after the rollout, where its n-step returns start.
+
+    0 only if the game *terminated* (nothing follows the end of a game). A *truncated* episode (a time
+    limit) could have gone on, so its last state is worth V(s_T) like any other.
+    """
+    if rollout.terminated:
         return 0.0
     with torch.no_grad():
         _, value, _ = model(torch.from_numpy(rollout.next_obs).unsqueeze(0), rollout.hidden)
     return float(value)
+
+
+def rollout_loss(model: ActorCritic, rollout: Rollout, config: A3CConfig) -> LossTerms:
+    """The A3C loss (notebook 04) of ``rollout``, bootstrapped from V(s_T)."""
+    return a3c_loss(rollout.rewards, torch.stack(rollout.values), torch.stack(rollout.log_probs),
+                    torch.stack(rollout.entropies), bootstrap_value(model, rollout), config.gamma,
+                    config.gae_lambda, config.value_coef, config.entropy_coef)
+
+
+def ensure_finite(value: torch.Tensor, what: str, step: int) -> None:
+    """Raise ``FloatingPointError`` if ``value`` (one number) is NaN or infinite: the run diverged, and
+    stepping the optimizer would put that number into the shared weights."""
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"{what} is {value.item()} at step {step:,}: the run diverged")
+
+
+def count_steps(steps: Any, n: int) -> int:
+    """Add ``n`` agent steps to the shared counter ``steps`` (under its lock); the new total."""
+    with steps.get_lock():
+        steps.value += n
+        return steps.value
+
+
+class Reporter:
+    """The worker's bookkeeping, kept out of the loop: the running episode's reward and length, the
+    loss terms of the last updates, and the records they become on ``queue``.
+
+    Records: ``"episode"`` (rank, steps, time, reward, score, length) when an episode ends, and
+    ``"losses"`` (rank, steps, time, policy_loss, value_loss, entropy per step), averaged over
+    ``LOSS_REPORT_EVERY`` updates.
+    """
+
+    def __init__(self, rank: int, steps: Any, queue: Any):
+        self.rank, self.steps, self.queue, self.source = rank, steps, queue, f"worker {rank}"
+        self.episode_reward, self.episode_length = 0.0, 0
+        self.loss_sums, self.updates = np.zeros(3), 0
+
+    def record(self, kind: str, **values: Any) -> None:
+        """Send one record of ``kind`` with ``values``, stamped with the rank, step count and time."""
+        send(self.queue, {"kind": kind, "source": self.source, "rank": self.rank, "steps": self.steps.value,
+                          "time": time.time(), **values})
+
+    def update(self, rollout: Rollout, terms: LossTerms) -> None:
+        """Count one update of ``rollout``'s steps; report its episode if that ended, and the losses
+        every ``LOSS_REPORT_EVERY`` updates."""
+        self.loss_sums += [terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rollout.rewards)]
+        self.updates += 1
+        if self.updates % LOSS_REPORT_EVERY == 0:
+            policy, value, entropy = (self.loss_sums / LOSS_REPORT_EVERY).tolist()
+            self.record("losses", policy_loss=policy, value_loss=value, entropy=entropy)
+            self.loss_sums[:] = 0.0
+        self.episode_reward += sum(rollout.rewards)
+        self.episode_length += len(rollout.rewards)
+        if rollout.episode_over:
+            score = episode_score(rollout.info)
+            self.record("episode", reward=self.episode_reward, length=self.episode_length,
+                        score=self.episode_reward if score is None else score)
+            self.episode_reward, self.episode_length = 0.0, 0
 
 
 def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
@@ -111,52 +180,28 @@ def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         stop_event: a ``multiprocessing.Event``; set means stop.
         queue: a ``multiprocessing.Queue`` for reports to the kernel.
     """
-    source = f"worker {rank}"
     torch.manual_seed(config.seed + rank)
     env = make_env(config)
-    model = ActorCritic.from_config(config, env.action_space.n)
-    model.load_state_dict(shared_model.state_dict())
+    model = ActorCritic.from_config(config, env.action_space.n)       # the worker's private copy
     obs, _ = env.reset(seed=config.seed + rank)
-    hidden = model.initial_state()
-    episode_reward, episode_length, loss_sums, updates = 0.0, 0, np.zeros(3), 0
-    while not stop_event.is_set() and parent_alive():
-        if config.max_steps and steps.value >= config.max_steps:
-            break
-        model.load_state_dict(shared_model.state_dict())
+    hidden = model.initial_state()                                    # an episode starts with h = 0
+    reporter = Reporter(rank, steps, queue)
+    while not stop_event.is_set() and parent_alive() and not 0 < config.max_steps <= steps.value:
+        model.load_state_dict(shared_model.state_dict())              # 03: start from the shared weights
+        # 02 + 04: play up to rollout_steps; detach: gradients stop at the rollout's start
         rollout = collect_rollout(model, env, obs, hidden.detach(), config.rollout_steps)
         obs, hidden = rollout.next_obs, rollout.hidden
-        with steps.get_lock():
-            steps.value += len(rollout.rewards)
-
-        terms = a3c_loss(rollout.rewards, torch.stack(rollout.values), torch.stack(rollout.log_probs),
-                         torch.stack(rollout.entropies), bootstrap_value(model, rollout), config.gamma,
-                         config.gae_lambda, config.value_coef, config.entropy_coef)
-        if not torch.isfinite(terms.total):
-            raise FloatingPointError(f"the loss is {terms.total.item()} at step {steps.value:,}: the run diverged")
+        step = count_steps(steps, len(rollout.rewards))
+        terms = rollout_loss(model, rollout, config)                  # 04: returns from V(s_T), the loss
+        ensure_finite(terms.total, "the loss", step)
         model.zero_grad(set_to_none=True)
         terms.total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        if not torch.isfinite(norm):
-            raise FloatingPointError(f"the gradient's norm is {norm.item()} at step {steps.value:,}: the run diverged")
-        copy_gradients(model, shared_model)
-        optimizer.step()
-
-        loss_sums += [terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rollout.rewards)]
-        updates += 1
-        if updates % LOSS_REPORT_EVERY == 0:
-            policy, value, entropy = (loss_sums / LOSS_REPORT_EVERY).tolist()
-            send(queue, {"kind": "losses", "source": source, "rank": rank, "steps": steps.value,
-                         "time": time.time(), "policy_loss": policy, "value_loss": value, "entropy": entropy})
-            loss_sums[:] = 0.0
-
-        episode_reward += sum(rollout.rewards)
-        episode_length += len(rollout.rewards)
-        if rollout.done:
-            score = episode_score(rollout.info)
-            send(queue, {"kind": "episode", "source": source, "rank": rank, "steps": steps.value,
-                         "time": time.time(), "reward": episode_reward,
-                         "score": episode_reward if score is None else score, "length": episode_length})
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
+        ensure_finite(norm, "the gradient's norm", step)
+        copy_gradients(model, shared_model)                           # 03: local grads -> shared model
+        optimizer.step()                                              # 03: SharedAdam updates it in place
+        reporter.update(rollout, terms)
+        if rollout.episode_over:                                      # a new game, with an empty memory
             obs, _ = env.reset()
             hidden = model.initial_state()
-            episode_reward, episode_length = 0.0, 0
     env.close()

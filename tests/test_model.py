@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a3c_core import A3CConfig, ActorCritic
-from a3c_core.model import center_channels, conv_output_size, policy_step
+from a3c_core.model import center_channels, conv_output_size
 
 
 @pytest.mark.parametrize("frame_stack, channels, first_out", [(1, 3, 8), (4, 12, 16)])
@@ -54,20 +54,37 @@ def test_wrong_input_shape_names_the_expected_shape():
         model(torch.rand(1, 3, 210, 160), model.initial_state())
 
 
-def test_policy_step_samples_in_training_and_takes_the_argmax_in_evaluation():
+def test_act_samples_in_training_and_takes_the_argmax_in_evaluation():
     torch.manual_seed(0)
     model = ActorCritic(3, 4, 32, 32, hidden_size=8)
     with torch.no_grad():
         model.policy.bias.copy_(torch.tensor([0.0, 3.0, 0.0, 0.0]))
     state = torch.rand(1, 3, 32, 32)
-    greedy = {policy_step(model, state, model.initial_state(), greedy=True)[0] for _ in range(20)}
-    sampled = [policy_step(model, state, model.initial_state())[0] for _ in range(400)]
+    greedy = {int(model.act(state, model.initial_state(), greedy=True).action) for _ in range(20)}
+    sampled = [int(model.act(state, model.initial_state()).action) for _ in range(400)]
     assert greedy == {1}
     assert set(sampled) == {0, 1, 2, 3}  # exploration: every action is tried
     share = sampled.count(1) / len(sampled)
     assert share == pytest.approx(torch.softmax(torch.tensor([0.0, 3.0, 0.0, 0.0]), 0)[1].item(), abs=0.07)
-    action, log_prob, entropy, value, _ = policy_step(model, state, model.initial_state())
-    assert log_prob.shape == entropy.shape == value.shape == ()
+
+
+def test_act_is_batched_and_agrees_with_forward():
+    torch.manual_seed(0)
+    model = ActorCritic(3, 4, 32, 32, hidden_size=8)
+    states, hidden = torch.rand(5, 3, 32, 32), torch.randn(5, 8)
+    step = model.act(states, hidden)
+    assert step.action.shape == step.log_prob.shape == step.entropy.shape == step.value.shape == (5,)
+    assert step.hidden.shape == (5, 8) and step.probs.shape == (5, 4) and step.action.dtype == torch.int64
+    logits, value, next_hidden = model(states, hidden)
+    log_pi = torch.log_softmax(logits, dim=-1)
+    torch.testing.assert_close(step.log_prob, log_pi[torch.arange(5), step.action])
+    torch.testing.assert_close(step.entropy, -(log_pi.exp() * log_pi).sum(dim=-1))
+    torch.testing.assert_close(step.value, value)
+    torch.testing.assert_close(step.hidden, next_hidden)
+    torch.testing.assert_close(step.probs.sum(dim=-1), torch.ones(5))
+    assert step.log_prob.grad_fn is not None and step.entropy.grad_fn is not None  # the loss backpropagates them
+    greedy = model.act(states, hidden, greedy=True)
+    assert torch.equal(greedy.action, logits.argmax(dim=-1))
 
 
 def test_centring_removes_each_channels_mean_so_a_uniform_background_does_not_matter():
