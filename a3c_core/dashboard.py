@@ -35,7 +35,7 @@ import ipywidgets as widgets
 
 from .curves import read_curve
 from .plots import figure_png, image_png, reward_figure, state_image
-from .preprocess import preprocess
+from .preprocess import GAME_CROPS, preprocess
 from .trainer import Trainer
 
 #: Seconds between two refreshes of the game frame (about 4 per second).
@@ -214,7 +214,8 @@ class Dashboard:
         frame = record["frame"]
         if self.view.value == "state":
             config = self.trainer.config
-            image = state_image(preprocess(frame, config.height, config.width, config.grayscale), config.grayscale)
+            state = preprocess(frame, config.height, config.width, config.grayscale, GAME_CROPS[config.game])
+            image = state_image(state, config.grayscale)
         else:
             image = frame
         self.frame.value = image_png(image, scale=max(1, round(FRAME_WIDTH / image.shape[1])))

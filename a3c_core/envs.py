@@ -6,7 +6,7 @@
     TimeLimit                  only if config.max_episode_steps > 0
     RecordEpisodeStatistics    info["episode"] = the game's own score and length at episode end
     ShapedInvadersReward       Space Invaders only, on by default: +0.1 per alien hit, -1 per life lost
-    PreprocessObservation      crop 35..195, 0..1 float32, resize, channels first -> (C, H, W)
+    PreprocessObservation      crop the game's rows (GAME_CROPS), 0..1 float32, resize, channels first -> (C, H, W)
     FrameStackObservation      4-frame variant only: the latest 4 states, oldest first ...
     ReshapeObservation         ... concatenated along channels -> (4C, H, W)
 
@@ -24,7 +24,7 @@ from gymnasium.wrappers import FrameStackObservation, RecordEpisodeStatistics, R
 
 from . import games  # noqa: F401  (registers A3CLab/Catch-v0)
 from .config import A3CConfig
-from .preprocess import PreprocessObservation
+from .preprocess import GAME_CROPS, PreprocessObservation
 
 gym.register_envs(ale_py)
 # ALE prints its banner ("A.L.E: Arcade Learning Environment ... [Powered by Stella]") on stderr each
@@ -85,7 +85,7 @@ def make_env(config: A3CConfig, render_mode: str | None = None) -> gym.Env:
     env = RecordEpisodeStatistics(env)
     if config.use_shaped_rewards:
         env = ShapedInvadersReward(env)
-    env = PreprocessObservation(env, config.height, config.width, config.grayscale)
+    env = PreprocessObservation(env, config.height, config.width, config.grayscale, GAME_CROPS[config.game])
     if config.frame_stack > 1:
         env = FrameStackObservation(env, config.frame_stack, padding_type="reset")
         env = ReshapeObservation(env, config.state_shape)

@@ -1,10 +1,13 @@
 """The observation pipeline: exact crop rows, range and dtype, resize shapes, the 4-frame queue."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from a3c_core import A3CConfig, make_env
-from a3c_core.preprocess import CROP_BOTTOM, CROP_TOP, PreprocessObservation, crop, normalize, preprocess, resize
+from a3c_core.config import GAMES
+from a3c_core.preprocess import (CROP_BOTTOM, CROP_TOP, GAME_COLOURS, GAME_CROPS, PreprocessObservation, crop,
+                                 normalize, preprocess, resize, row_spans)
 
 
 def row_index_frame() -> np.ndarray:
@@ -17,6 +20,51 @@ def test_crop_keeps_exactly_rows_35_to_194():
     assert cropped.shape == (160, 160, 3)
     assert cropped[:, 0, 0].tolist() == list(range(35, 195))
     assert (CROP_TOP, CROP_BOTTOM) == (35, 195)
+
+
+@pytest.mark.parametrize("game, rows", [("pong", range(35, 195)), ("space_invaders", range(20, 195)),
+                                        ("catch", range(35, 195))])
+def test_each_game_keeps_exactly_its_own_rows(game, rows):
+    assert set(GAME_CROPS) == set(GAMES)
+    assert crop(row_index_frame(), *GAME_CROPS[game])[:, 0, 0].tolist() == list(rows)
+    # make_env crops with the game's rows: a marker on the first and on the last kept row reaches the state
+    wrapper = make_env(A3CConfig(game=game, height=len(rows), width=160))
+    frame = np.zeros((210, 160, 3), np.uint8)
+    frame[[rows[0] - 1, rows[-1] + 1], :] = 50  # just outside: must be cut
+    frame[rows[0], 3] = frame[rows[-1], 5] = 255
+    state = wrapper.observation(frame)
+    assert state.shape == (3, len(rows), 160)
+    assert state[0, 0, 3] == state[0, -1, 5] == 1.0 and state.sum() == 6.0
+
+
+def first_space_invaders_frame(seed: int = 0) -> np.ndarray:
+    env = gym.make(GAMES["space_invaders"], repeat_action_probability=0.0)
+    frame, _ = env.reset(seed=seed)
+    env.close()
+    return frame
+
+
+def test_row_spans_finds_runs_of_rows_with_a_colour():
+    frame = np.zeros((210, 160, 3), np.uint8)
+    frame[[3, 4, 5, 9, 200], 7] = (1, 2, 3)
+    assert row_spans(frame, (1, 2, 3)) == [(3, 5), (9, 9), (200, 200)]
+    assert row_spans(frame, (9, 9, 9)) == []
+
+
+def test_the_space_invaders_crop_keeps_every_alien_row_and_the_cannon_and_drops_the_score():
+    frame = first_space_invaders_frame()
+    colours = GAME_COLOURS["space_invaders"]
+    top, bottom = GAME_CROPS["space_invaders"]
+    aliens = row_spans(frame, colours["aliens"])
+    assert len(aliens) == 6 and aliens[0][0] == 31  # six rows of aliens, the top one from row 31
+    assert top <= aliens[0][0] and aliens[-1][1] < bottom
+    assert (185, 194) in row_spans(frame, colours["cannon, right score"])
+    assert 194 < bottom <= row_spans(frame, colours["ground"])[0][0]
+    assert row_spans(frame, colours["left score"])[0] == (10, 19) and top > 19
+    # the state holds all of the top alien row; Pong's crop (rows 35..194) would cut its rows 31..34
+    cropped = crop(frame, top, bottom)
+    assert row_spans(np.pad(cropped, ((top, 210 - bottom), (0, 0), (0, 0))), colours["aliens"]) == aliens
+    assert aliens[0][0] < CROP_TOP
 
 
 @pytest.mark.parametrize("bad, message", [
