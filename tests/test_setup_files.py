@@ -1,6 +1,9 @@
-"""environment.yml and pyproject.toml must name the same packages with the same pins."""
+"""The set-up files: environment.yml and pyproject.toml name the same packages with the same pins; the
+Makefile starts JupyterLab as root too, and can take PyTorch's CPU wheels."""
 
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -23,9 +26,30 @@ def test_environment_yml_and_pyproject_agree():
     assert requirement_map(pip_lines) == requirement_map(wanted)
 
 
-def test_torch_is_pinned_to_the_cpu_build_on_disk():
+def test_torch_is_pinned_to_the_version_on_disk():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "torch==2.13.0" in project["dependencies"]
+
+
+def make_dry_run(*args: str) -> str:
+    """What ``make -n args`` would run, from the repository root (nothing is run)."""
+    return subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_lab_adds_allow_root_only_for_root():
+    lab = [line for line in make_dry_run("lab", "-o", ".venv/.installed").splitlines() if "jupyter lab" in line]
+    assert len(lab) == 1
+    assert ("--allow-root" in lab[0]) == (os.getuid() == 0), lab[0]
+
+
+def test_torch_index_is_an_extra_index_for_pip_and_off_by_default():
+    stamp = ["-W", "pyproject.toml", ".venv/.installed"]  # as if pyproject.toml had changed: show the install
+    default = [line for line in make_dry_run(*stamp).splitlines() if "pip install" in line and "-e" in line]
+    cpu = [line for line in make_dry_run(*stamp, "TORCH_INDEX=https://download.pytorch.org/whl/cpu").splitlines()
+           if "pip install" in line and "-e" in line]
+    assert len(default) == len(cpu) == 1
+    assert "index-url" not in default[0]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu[0]
 
 
 def test_readme_test_command_is_what_ci_runs():
