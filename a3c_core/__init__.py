@@ -9,10 +9,12 @@
 ``shared``         ``SharedAdam`` and gradient copying (notebook 03)
 ``loss``           n-step returns, GAE, the A3C loss (notebook 04)
 ``worker``         one training process
-``evaluator``      the greedy evaluation process; ``play_episode``
+``evaluator``      the greedy evaluation process; ``play_episode``; the final evaluation
 ``curves``         training curves as CSV (notebooks 06-08, benchmarks)
-``trainer``        ``Trainer``: start / stop / status / checkpoints / GIFs
-``checkpoint``     atomic save, weights-only load, export of small agents
+``processes``      the local process group: start, read reports, restart with a cap, stop
+``listeners``      what consumes the reports: history, metrics file, GIF recorder
+``trainer``        ``Trainer``: wires processes, listeners and the run folder: start / stop / status
+``checkpoint``     run storage: atomic save, weights-only load, run folder and lock, exports
 ``dashboard``      ``Dashboard(trainer)``: live frames, reward plots, controls (notebook 05)
 ``plots``          matplotlib and image helpers the notebooks and the dashboard share
 ``loggers``        optional TensorBoard and Weights & Biases logging

@@ -10,8 +10,11 @@
     python -m a3c_core evaluate data/pong-fast.pt --save-record     # 30 sticky-action games on fresh seeds
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 
-Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C
-stops training cleanly and writes a final checkpoint.
+Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C,
+SIGTERM (``timeout``, ``docker stop``, a batch scheduler) and SIGHUP (a closed terminal) stop
+training cleanly and write a final checkpoint; a second signal during that stop is ignored. A bad
+input ends in one sentence on stderr and exit code 2; a run that failed (diverged, a crash that
+keeps happening) exits with code 1.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,7 +41,6 @@ from .evaluator import FINAL_SEED, final_evaluation, play_episode
 from .plots import save_gif
 from .trainer import Trainer
 
-_TYPES = {"int": int, "float": float, "str": str}
 #: Pong counts as solved at a mean of at least +18 over the final evaluation's games.
 SOLVED_PONG = 18.0
 
@@ -47,12 +51,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     defaults = A3CConfig()
     for f in dataclasses.fields(A3CConfig):
         flag = "--" + f.name.replace("_", "-")
+        kind = typing.get_type_hints(A3CConfig)[f.name]
         help_text = f"{f.metadata.get('help', '')} (seed preset: {getattr(defaults, f.name)!r})"
-        if f.type in ("bool", "bool | None"):
+        if kind in (bool, bool | None):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            group.add_argument(flag, dest=f.name, type=_TYPES[f.type], default=None, metavar=f.type.upper(),
-                               help=help_text)
+            group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +109,19 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
 
 
+def _stop_on_signal(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _already_stopping(signum: int, frame: Any) -> None:
+    print(f"[a3c] {signal.Signals(signum).name}: already stopping, the final checkpoint is being written",
+          file=sys.stderr)
+
+
 def train(args: argparse.Namespace) -> int:
+    for name in ("SIGTERM", "SIGHUP"):  # stop as Ctrl-C does: cleanly, with a final checkpoint
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
     overrides = config_overrides(args)
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **overrides)
@@ -116,19 +132,26 @@ def train(args: argparse.Namespace) -> int:
     config = trainer.config
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
-    with trainer:  # leaving it stops the run, or waits for the stop at max_steps / max_minutes to save
-        try:
-            while not trainer.wait(timeout=1.0):
-                status = trainer.status()
-                bar.update(status["steps"] - bar.n)
-                evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
-                bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
-                                    f"eval mean10 {evaluation} ({status['eval_episodes']} ep)")
-        except KeyboardInterrupt:
-            bar.write("Ctrl-C: stopping the workers and saving a checkpoint ...", file=sys.stderr)
-        finally:
-            bar.close()
-    print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/)")
+    try:
+        with trainer:  # leaving it stops the run, or waits for the stop at max_steps / max_minutes to save
+            try:
+                while not trainer.wait(timeout=1.0):
+                    status = trainer.status()
+                    bar.update(status["steps"] - bar.n)
+                    evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+                    bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s "
+                                        f"| eval mean10 {evaluation} ({status['eval_episodes']} ep)")
+            except KeyboardInterrupt as interrupt:
+                for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                    if hasattr(signal, name):
+                        signal.signal(getattr(signal, name), _already_stopping)
+                bar.write(f"{interrupt or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
+    finally:
+        bar.close()
+    print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/); last checkpoint: {trainer.last_checkpoint}")
+    if trainer.failure:
+        print(f"error: the run failed: {trainer.failure}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -219,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"train": train, "play": play, "evaluate": evaluate, "export": export}[args.subcommand](args)
     except (ValueError, FileNotFoundError, CheckpointError) as error:
         parser.exit(2, f"error: {error}\n")
+    except OSError as error:  # a file or folder the system refuses: its own words, and which one
+        parser.exit(2, f"error: {error.strerror or error}{f': {error.filename}' if error.filename else ''}\n")
+    except KeyboardInterrupt:  # before training started or after it ended: nothing to save
+        parser.exit(130, "interrupted\n")
 
 
 if __name__ == "__main__":

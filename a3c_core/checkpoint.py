@@ -1,21 +1,34 @@
-"""Save and load training state safely.
+"""Run storage: checkpoints, the run folder (its name, its lock, its checkpoint files) and exports.
 
 A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
 so far, plain lists). An *exported* agent (:func:`export_agent`, the files in ``data/``) keeps only
-what playing needs: no optimizer state, and the weights in float16. It is written to a temporary file in the same folder and then renamed, so a
-crash mid-save never leaves a half-written checkpoint under the real name. Loading uses
-``torch.load(weights_only=True)``: tensors and plain containers only, so a checkpoint from a
-stranger cannot run code on your machine.
+what playing needs: no optimizer state, and the weights in float16. A checkpoint is written to a
+temporary file in the same folder and then renamed, so a crash mid-save never leaves a half-written
+checkpoint under the real name. Loading uses ``torch.load(weights_only=True)``: tensors and plain
+containers only, so a checkpoint from a stranger cannot run code on your machine. Older formats are
+migrated on loading (:data:`MIGRATIONS`), keyed on the format version they carry.
+
+A run folder (:class:`RunFolder`) holds ``config.json``, ``metrics.jsonl`` and ``checkpoints/``. One
+run at a time may use it: a second one is refused while the first holds its lock.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows: no run-folder lock
+    fcntl = None
 
 import torch
 
@@ -23,29 +36,50 @@ from .config import A3CConfig
 from .curves import curve_from_evals, curve_path, write_curve
 from .model import ActorCritic
 
-FORMAT = "a3c-lab/1"
+FORMAT = "a3c-lab/2"
 REQUIRED_KEYS = ("format", "config", "model", "counters", "history")
 
 
+def _from_format_1(payload: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 (before 2026-11-26) had no input centring and evaluated on deterministic games."""
+    config = {"center_input": False, "eval_sticky_action_prob": 0.0, **payload["config"]}
+    return {**payload, "config": config, "format": FORMAT}
+
+
+#: format version -> the function that lifts a payload of that version to the next one.
+MIGRATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"a3c-lab/1": _from_format_1}
+
+
 class CheckpointError(RuntimeError):
-    """A file that is not a readable a3c-lab checkpoint."""
+    """A file that is not a readable a3c-lab checkpoint, or that cannot be written."""
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (with ``format`` added) to ``path`` atomically; return the path."""
+    """Write ``payload`` (with ``format`` added) to ``path`` atomically; return the path.
+
+    Raises ``CheckpointError`` with one sentence (the disk is full, the folder is not writable)
+    and leaves every earlier file as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    buffer = io.BytesIO()  # serialised first, so that a write error is the operating system's own
+    torch.save({"format": FORMAT, **payload}, buffer)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as file:
-            torch.save({"format": FORMAT, **payload}, file)
+            file.write(buffer.getbuffer())
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        reason = "no space left on the device" if error.errno == errno.ENOSPC else error.strerror or str(error)
+        raise CheckpointError(f"could not write the checkpoint {path}: {reason}; the earlier checkpoints "
+                              "are untouched") from error
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
     return path
 
 
@@ -64,23 +98,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or it holds "
                               f"objects other than tensors and plain data): {error}") from error
+    while isinstance(payload, dict) and payload.get("format") in MIGRATIONS and "config" in payload:
+        payload = MIGRATIONS[payload["format"]](payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not an a3c-lab checkpoint (expected format {FORMAT!r}, found {found!r})")
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
-        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+        raise CheckpointError(f"{path} is not a complete a3c-lab checkpoint: it lacks {', '.join(missing)}")
     return payload
+
+
+def stored_config(path: str | os.PathLike, payload: dict[str, Any], **overrides: Any) -> A3CConfig:
+    """The config a checkpoint was saved with (``overrides`` applied); a value that cannot work raises
+    ``CheckpointError`` naming the file and the field."""
+    try:
+        return A3CConfig.from_dict({**payload["config"], **overrides})
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} holds a config that cannot be used: {error}") from error
+
+
+def load_weights(model: ActorCritic, path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Load ``state`` into ``model``; weights of another shape or game raise ``CheckpointError``."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes (another game "
+                              f"or model size?): {str(error).splitlines()[0]}") from error
 
 
 def load_model(path: str | os.PathLike) -> tuple[ActorCritic, A3CConfig, list[str]]:
     """The trained model of a checkpoint (in eval mode), its config and the game's action names."""
     payload = load_checkpoint(path)
-    config = A3CConfig.from_dict(payload["config"])
+    config = stored_config(path, payload)
     names = list(payload.get("action_names", []))
-    n_actions = payload["model"]["policy.bias"].shape[0]
-    model = ActorCritic.from_config(config, n_actions)
-    model.load_state_dict(payload["model"])
+    if "policy.bias" not in payload["model"]:
+        raise CheckpointError(f"{path}: its weights are not an a3c-lab model's (no policy layer)")
+    model = ActorCritic.from_config(config, payload["model"]["policy.bias"].shape[0])
+    load_weights(model, path, payload["model"])
     return model.eval(), config, names
 
 
@@ -102,7 +157,7 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
         "action_names": payload.get("action_names", []),
     }
     save_checkpoint(path, small)
-    config = A3CConfig.from_dict(payload["config"])
+    config = stored_config(checkpoint, payload)
     write_curve(curve_path(path), curve_from_evals(evals, config.frames_per_step))
     summary = {
         "file": Path(path).name,
@@ -116,3 +171,94 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
     }
     Path(path).with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class RunFolder:
+    """The folder of one run: ``config.json``, ``metrics.jsonl``, ``checkpoints/step-<steps>.pt``.
+
+    :meth:`lock` makes sure that no other live run writes into it (an advisory lock on ``.lock``,
+    released by the operating system when the process ends, however it ends).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock_file: Any = None
+
+    @classmethod
+    def new(cls, parent: str | os.PathLike, game: str) -> "RunFolder":
+        """A new, empty ``<parent>/<game>-<date>-<time>`` (``-2``, ``-3`` ... if that exists already)."""
+        stem = f"{game}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for n in range(1, 1000):
+            path = Path(parent) / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                path.mkdir(parents=True)
+                return cls(path)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise ValueError(f"cannot create a run folder under {parent}: {error.strerror}; choose another "
+                                 "run_dir") from error
+        raise ValueError(f"{parent} has 1000 runs named {stem}*: choose another run_dir")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def lock(self) -> None:
+        """Create the folder if needed and take its lock; ``ValueError`` in one sentence if that fails."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.checkpoint_dir.mkdir(exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise ValueError(f"cannot use {self.path} as a run folder: {error.strerror}; choose another run "
+                             "folder (--run-dir / --name)") from error
+        if fcntl is None or self._lock_file is not None:
+            return
+        file = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            owner = file.read().strip() or "unknown"
+            file.close()
+            raise ValueError(f"{self.path} is in use by another run (process {owner}): give this run another "
+                             "--name, or stop that run first") from None
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
+        self._lock_file = file
+        for stale in self.checkpoint_dir.glob("*.tmp"):  # left by a save that was killed; no one else writes here
+            stale.unlink(missing_ok=True)
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing releases the flock
+            self._lock_file = None
+
+    def checkpoints(self) -> list[Path]:
+        """The run's checkpoints, oldest first (by step count, then by the order they were written)."""
+        def key(path: Path) -> tuple[int, int]:
+            match = re.fullmatch(r"step-(\d+)(?:-(\d+))?", path.stem)
+            return (int(match[1]), int(match[2] or 0)) if match else (-1, 0)
+        return sorted((p for p in self.checkpoint_dir.glob("step-*.pt") if key(p)[0] >= 0), key=key)
+
+    def checkpoint_path(self, steps: int) -> Path:
+        """``step-<steps>.pt``; ``step-<steps>-2.pt`` ... when a checkpoint at that step exists already."""
+        path = self.checkpoint_dir / f"step-{steps:012d}.pt"
+        n = 2
+        while path.exists():
+            path = self.checkpoint_dir / f"step-{steps:012d}-{n}.pt"
+            n += 1
+        return path
+
+    def rotate(self, keep: int) -> None:
+        """Delete all but the newest ``keep`` checkpoints."""
+        for old in self.checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+
+    def write_config(self, config: A3CConfig) -> None:
+        (self.path / "config.json").write_text(json.dumps(config.to_dict(), indent=2))

@@ -9,12 +9,21 @@ preset tuned for the Catch warm-up game. Any field can be overridden:
 >>> A3CConfig.preset("fast", game="space_invaders", workers=4).workers
 4
 
-A bad value raises ``ValueError`` naming the field, as soon as the config is built.
+A bad value raises ``ValueError`` naming the field, as soon as the config is built (and again at
+every ``Trainer.start()``, in case a field was changed since): a value of the wrong type, a number
+that is not finite, out of its range, or so large that it would exhaust the machine.
+
+The fields fall in two groups. The *experiment* (the game, what the model sees, the model, A3C) is
+saved with every checkpoint; of it, :data:`FIXED_ON_RESUME` cannot change when a run resumes, since
+the saved model was built for them. The *operation* of a run (limits, checkpoints, pacing,
+logging, the run folder) may change freely on resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,17 +106,16 @@ class A3CConfig:
     # ----------------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field whose value cannot work."""
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value!r}")
         if self.game not in GAMES:
             raise ValueError(f"game={self.game!r} is not supported; choose one of: {', '.join(GAMES)}")
-        positive_ints = ("frame_skip", "height", "width", "hidden_size", "workers", "rollout_steps")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.frame_stack not in (1, 4):
             raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
-        if self.height < 16 or self.width < 16:
-            raise ValueError(f"height and width must be at least 16 pixels, got {self.height}x{self.width}")
         for name in ("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -115,7 +123,7 @@ class A3CConfig:
         for name in ("lr", "max_grad_norm"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps",
+        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed",
                      "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -158,14 +166,13 @@ class A3CConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "A3CConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them (older checkpoints'
+        configs are brought up to date by :data:`a3c_core.checkpoint.MIGRATIONS` first)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
-        # Runs saved before these fields existed: the model did not centre its input, the training and
-        # evaluation games were deterministic (sticky actions 0).
-        return cls(**{"center_input": False, "sticky_action_prob": 0.0, "eval_sticky_action_prob": 0.0, **values})
+        return cls(**values)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "A3CConfig":
@@ -177,6 +184,34 @@ class A3CConfig:
     def replace(self, **overrides: Any) -> "A3CConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **overrides)
+
+
+#: Each field's type, as the annotations say (``int``, ``float``, ``bool``, ``bool | None``, ``str``).
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(A3CConfig)
+#: The fields that cannot change when a run resumes: the game and the shape of the model.
+FIXED_ON_RESUME = ("game", "height", "width", "grayscale", "frame_stack", "center_input", "hidden_size")
+#: Bounds of the sizes and counts, so that a typo cannot ask for a million processes or a
+#: 100,000-pixel frame (the Atari frame itself is 210x160).
+LIMITS: dict[str, tuple[int, int]] = {
+    "frame_skip": (1, 32), "height": (16, 1024), "width": (16, 1024), "hidden_size": (1, 8192),
+    "workers": (1, 256), "rollout_steps": (1, 100_000), "keep_checkpoints": (1, 1000),
+}
+
+
+def _check_type(name: str, value: Any, kind: Any) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` fits ``kind`` (floats must also be finite)."""
+    if kind is bool or kind == (bool | None):
+        ok = isinstance(value, bool) or (value is None and kind != bool)
+        expected = "True or False" + (" (or None: the game's default)" if kind != bool else "")
+    elif kind is int:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        expected = "a finite number"
+    else:
+        ok, expected = isinstance(value, kind), f"a {kind.__name__}"
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 _FAST = {"grayscale": True, "height": 80, "width": 80, "hidden_size": 256, "workers": 2}

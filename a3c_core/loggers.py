@@ -1,13 +1,14 @@
 """Optional experiment logs: TensorBoard event files and Weights & Biases (offline), neither required.
 
-The trainer calls :func:`open_loggers` when it starts. Each logger is a listener: it receives every
-report record from the trainer's reader thread and writes the numbers :func:`scalars` names:
+The trainer calls :func:`open_loggers` when it starts. Each logger is a listener
+(:mod:`a3c_core.listeners`): it receives every report record from the trainer's reader thread and
+writes the numbers :func:`scalars` names:
 
 ==========================  ====================================================================
 ``eval/score``              the greedy evaluator's game score per episode (``eval/reward``: shaped)
 ``train/reward``            a worker's training episode reward (``train/length``: its steps)
 ``loss/policy`` ...         a worker's averaged policy loss, value loss and entropy
-``speed/frames_per_second`` emulator frames per second, sampled with every loss record
+``speed/frames_per_second`` emulator frames per second, which the trainer adds to every loss record
 ==========================  ====================================================================
 
 The x axis is the number of emulator frames. TensorBoard files go to ``<run>/tensorboard`` when
@@ -31,8 +32,11 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     if kind == "episode":
         return {"train/reward": record["reward"], "train/length": record["length"]}
     if kind == "losses":
-        return {"loss/policy": record["policy_loss"], "loss/value": record["value_loss"],
-                "loss/entropy": record["entropy"]}
+        values = {"loss/policy": record["policy_loss"], "loss/value": record["value_loss"],
+                  "loss/entropy": record["entropy"]}
+        if "frames_per_second" in record:
+            values["speed/frames_per_second"] = record["frames_per_second"]
+        return values
     return {}
 
 
@@ -45,12 +49,10 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(log_dir=str(folder))
         self.frames_per_step = frames_per_step
 
-    def __call__(self, record: dict[str, Any], frames_per_second: float) -> None:
+    def __call__(self, record: dict[str, Any]) -> None:
         frames = record.get("steps", 0) * self.frames_per_step
         for name, value in scalars(record).items():
             self.writer.add_scalar(name, value, frames)
-        if record["kind"] == "losses":
-            self.writer.add_scalar("speed/frames_per_second", frames_per_second, frames)
 
     def close(self) -> None:
         self.writer.close()
@@ -66,10 +68,8 @@ class WandbLogger:
         self.run = wandb.init(project="a3c-lab", name=name, config=config, dir=str(folder), mode="offline")
         self.frames_per_step = frames_per_step
 
-    def __call__(self, record: dict[str, Any], frames_per_second: float) -> None:
+    def __call__(self, record: dict[str, Any]) -> None:
         values = scalars(record)
-        if record["kind"] == "losses":
-            values["speed/frames_per_second"] = frames_per_second
         if values:
             self.run.log({**values, "frames": record.get("steps", 0) * self.frames_per_step})
 

@@ -11,10 +11,12 @@ The child-side helpers (:func:`setup_child_process`, :func:`parent_alive`, :func
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import queue as queue_module
 import signal
 import time
+from dataclasses import dataclass, field
 from multiprocessing import parent_process
 from typing import Any, Callable
 
@@ -60,3 +62,129 @@ def send(queue: Any, record: dict[str, Any]) -> None:
         queue.put_nowait(record)
     except queue_module.Full:
         pass
+
+
+@dataclass
+class Child:
+    """One child process: what it runs, its process and queue of the moment, its recent crash times."""
+
+    name: str
+    target: Callable[..., None]
+    args: tuple
+    process: Any = None
+    queue: Any = None
+    crashes: list[float] = field(default_factory=list)
+    last_error: str = ""  # the error this process reported itself, if any (its crash is reported: once is enough)
+
+    def take(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Up to ``limit`` records from the queue without waiting; none once its writer is gone for good."""
+        records = []
+        try:
+            for _ in range(limit):
+                records.append(self.queue.get_nowait())
+        except (queue_module.Empty, EOFError, OSError, ValueError):
+            pass
+        for record in records:
+            if record["kind"] == "error":
+                self.last_error = record["error"]
+        return records
+
+
+class ProcessGroup:
+    """The children of one run (``spawn``): start, read reports, notice crashes and restart, stop.
+
+    Each child runs ``target(*args, stop_event, queue)`` and reports through its own ``queue``.
+    """
+
+    def __init__(self, restart_crashed: bool = True, say: Callable[[str], None] = print):
+        self.context = mp.get_context("spawn")
+        self.stop_event = self.context.Event()
+        self.restart_crashed = restart_crashed
+        self.restarts = 0
+        self.say = say
+        self._children: dict[str, Child] = {}
+
+    def start(self, children: dict[str, tuple[Callable[..., None], tuple]]) -> None:
+        """Start each ``name: (target, args)``."""
+        self.stop_event.clear()
+        for name, (target, args) in children.items():
+            self._spawn(Child(name, target, args))
+
+    def _spawn(self, child: Child) -> None:
+        child.queue, child.last_error = self.context.Queue(maxsize=QUEUE_SIZE), ""
+        child.process = self.context.Process(target=child.target, args=(*child.args, self.stop_event, child.queue),
+                                             name=f"a3c {child.name}", daemon=True)
+        child.process.start()
+        # The child holds the queue's only write end now: if it dies in the middle of a record, reading
+        # the rest ends in EOFError instead of waiting forever for bytes that will never come.
+        child.queue._writer.close()
+        self._children[child.name] = child
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the live children, by name."""
+        return {name: c.process.pid for name, c in self._children.items() if c.process.is_alive()}
+
+    def read(self, timeout: float) -> list[dict[str, Any]]:
+        """The records waiting in the children's queues; waits up to ``timeout`` seconds for one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [record for child in list(self._children.values()) for record in child.take()]
+            if records or time.monotonic() >= deadline:
+                return records
+            time.sleep(0.01)
+
+    def check(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Look after children that exited: their last records, one error record per crash, restarts.
+
+        Returns ``(records, failure)``; ``failure`` is a sentence when the run cannot go on: it
+        diverged, or a child crashed :data:`MAX_CRASHES` times within :data:`CRASH_WINDOW` seconds.
+        """
+        records: list[dict[str, Any]] = []
+        failure = None
+        for child in list(self._children.values()):
+            if child.process.is_alive() or self.stop_event.is_set():
+                continue
+            records += child.take(limit=QUEUE_SIZE)
+            code = child.process.exitcode
+            del self._children[child.name]
+            if code == 0:  # finished its work (max_steps)
+                continue
+            if not child.last_error:
+                records.append({"kind": "error", "source": child.name, "time": time.time(),
+                                "error": f"{child.name} exited with code {code}"})
+            now = time.monotonic()
+            child.crashes = [t for t in child.crashes if now - t < CRASH_WINDOW] + [now]
+            if code == DIVERGED_EXIT_CODE:
+                failure = child.last_error or f"{child.name} found a loss that is not a number: the run diverged"
+            elif len(child.crashes) >= MAX_CRASHES:
+                failure = (f"{child.name} crashed {len(child.crashes)} times within {CRASH_WINDOW / 60:.0f} minutes "
+                           f"(exit code {code}): a crash that keeps happening is an error, see the traceback above")
+            elif self.restart_crashed:
+                self._spawn(child)
+                self.restarts += 1
+                self.say(f"{child.name} crashed (exit code {code}) and was restarted")
+            else:
+                self.say(f"{child.name} crashed (exit code {code}); training goes on without it")
+        return records, failure
+
+    def stop(self, timeout: float) -> tuple[list[dict[str, Any]], list[str]]:
+        """Ask every child to stop, keep reading their reports until they exit (a child can only exit
+        once its queued records have left), terminate those still alive after ``timeout`` seconds.
+
+        Returns the records read and the names of the children that had to be terminated.
+        """
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        records: list[dict[str, Any]] = []
+        while any(c.process.is_alive() for c in self._children.values()) and time.monotonic() < deadline:
+            records += self.read(0.05)
+        stuck = [name for name, c in self._children.items() if c.process.is_alive()]
+        for name in stuck:
+            self._children[name].process.terminate()
+        for child in self._children.values():
+            child.process.join(5)
+            records += child.take(limit=QUEUE_SIZE)  # whole records only: a terminated child's half record ends in EOF
+            child.queue.close()
+        self._children.clear()
+        return records, stuck
+

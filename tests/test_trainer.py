@@ -58,8 +58,8 @@ def test_start_stop_restart_are_harmless_twice_and_training_continues(tmp_path: 
     wait_for(lambda: trainer.steps >= 300 and trainer.history.episodes, 60, "300 steps and an episode")
     first = trainer.stop()
     assert_all_gone(pids)
-    assert trainer.stop() is None
-    assert "not running: stop() did nothing" in capsys.readouterr().err
+    assert trainer.stop() == first == trainer.last_checkpoint  # whoever stopped the run, its checkpoint is there
+    assert f"already stopped; last checkpoint: {first}" in capsys.readouterr().err
     steps, episodes, elapsed = trainer.steps, len(trainer.history.episodes), trainer.elapsed
     assert trainer.status()["running"] is False and trainer.status()["frames_per_second"] == 0
     assert trainer.process_ids() == {}

@@ -1,0 +1,122 @@
+"""Everything in the kernel that consumes the children's reports, each through one interface.
+
+A listener is called with every report record, in the order the trainer's reader thread receives
+them (``listener(record)``), and may have a ``close()`` that the trainer calls when the run stops:
+
+- :class:`History`: the run's curves as plain lists (the dashboard's plots, the checkpoints);
+- :class:`MetricsFile`: every record but frames, one JSON line each, in ``metrics.jsonl``;
+- :class:`GifRecorder`: the evaluator's frames of a requested episode, written as a GIF;
+- the optional TensorBoard / W&B loggers of :mod:`a3c_core.loggers`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .plots import save_gif
+
+#: Frames one GIF holds at most (80 s of play at the evaluator's default pace); longer episodes are cut.
+GIF_MAX_FRAMES = 1200
+#: The record kinds a History keeps, and the list each goes to.
+KINDS = {"eval": "evals", "episode": "episodes", "losses": "losses", "error": "errors"}
+
+
+@dataclass
+class History:
+    """Everything reported so far, as plain lists of dicts (checkpoint- and JSON-safe).
+
+    Each record has ``steps`` (agent steps of all workers at that moment) and ``elapsed``
+    (training seconds since the run first started, across resumes).
+    """
+
+    evals: list[dict[str, Any]] = field(default_factory=list)     # greedy evaluator episodes
+    episodes: list[dict[str, Any]] = field(default_factory=list)  # worker training episodes
+    losses: list[dict[str, Any]] = field(default_factory=list)    # averaged loss terms per worker
+    errors: list[dict[str, Any]] = field(default_factory=list)    # crashes, with tracebacks
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record["kind"] in KINDS:
+            getattr(self, KINDS[record["kind"]]).append(record)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record, in the order of ``elapsed``."""
+        return sorted((r for name in KINDS.values() for r in getattr(self, name)), key=lambda r: r.get("elapsed", 0))
+
+    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, list[dict[str, Any]]]) -> "History":
+        return cls(**{name: list(values.get(name, [])) for name in KINDS.values()})
+
+
+class MetricsFile:
+    """``metrics.jsonl``: one JSON line per record (frames left out)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record["kind"] != "frame":
+            with open(self.path, "a") as file:
+                file.write(json.dumps(record) + "\n")
+
+    def rewrite(self, history: History) -> None:
+        """Make the file hold exactly ``history`` (a resumed run drops what came after its checkpoint)."""
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(record) + "\n" for record in history.records()))
+        os.replace(tmp, self.path)
+
+
+class GifRecorder:
+    """Collects the evaluator's frames of its next whole episode and writes them as a GIF.
+
+    :meth:`request` asks for the next episode that starts after the request; the GIF holds the frames
+    the evaluator sends (every ``eval_frame_every``-th step) and is written in a background thread
+    when the episode ends (or at :data:`GIF_MAX_FRAMES`). ``on_saved(path)`` is called then.
+    """
+
+    def __init__(self, folder: Path, fps: float, on_saved: Callable[[Path], None]):
+        self.folder, self.fps, self.on_saved = folder, fps, on_saved
+        self.pending: dict[str, Any] | None = None  # name, episode (None until known), frames
+        self._writers: list[threading.Thread] = []
+
+    def request(self, name: str) -> None:
+        self.pending = {"name": name, "episode": None, "frames": []}
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        pending = self.pending
+        if pending is None or record["kind"] not in ("frame", "eval"):
+            return
+        if pending["episode"] is None:  # the episode now playing is under way: wait for the next one
+            if record["kind"] == "frame":
+                pending["episode"] = record["episode"] + 1
+            return
+        if record["kind"] == "frame" and record["episode"] == pending["episode"]:
+            pending["frames"].append(record["frame"])
+            if len(pending["frames"]) < GIF_MAX_FRAMES:
+                return
+        elif record["episode"] < pending["episode"] or not pending["frames"]:
+            return
+        self.pending = None
+        writer = threading.Thread(target=self._write, args=(self.folder / f"{pending['name']}.gif", pending["frames"]),
+                                  name="a3c-gif", daemon=True)
+        self._writers = [w for w in self._writers if w.is_alive()] + [writer]
+        writer.start()
+
+    def _write(self, path: Path, frames: list[Any]) -> None:
+        save_gif(path, frames, self.fps)
+        self.on_saved(path)
+
+    def close(self) -> str | None:
+        """Wait for the GIFs being written; the name of a requested GIF whose episode did not finish."""
+        for writer in self._writers:
+            writer.join(30)
+        self._writers.clear()
+        unfinished, self.pending = self.pending, None
+        return None if unfinished is None else unfinished["name"]
