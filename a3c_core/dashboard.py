@@ -55,11 +55,20 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+#: How the status line shows each of :meth:`Trainer.status`'s states.
+STATES: dict[str, str] = {
+    "starting": '<b style="color:#b57b00">&#9679; starting</b> (spawning the processes; no report from them yet)',
+    "running": '<b style="color:#2a7d2a">&#9679; running</b>',
+    "stopped": '<b style="color:#888">&#9632; stopped</b>',
+}
+
+
 def status_line(status: dict[str, Any]) -> str:
-    """One line of HTML from :meth:`Trainer.status`: state, frames, frames/s, time, rewards, crashes."""
-    state = ('<b style="color:#2a7d2a">&#9679; running</b>' if status["running"]
-             else '<b style="color:#888">&#9632; stopped</b>')
-    parts = [state, f"{status['frames']:,} frames", f"{status['frames_per_second']:,.0f} frames/s",
+    """One line of HTML from :meth:`Trainer.status`: state, frames, frames/s, time, rewards, crashes.
+    While the run is ``"starting"`` the counters are all 0, so only the state is shown."""
+    if status["state"] == "starting":
+        return STATES["starting"]
+    parts = [STATES[status["state"]], f"{status['frames']:,} frames", f"{status['frames_per_second']:,.0f} frames/s",
              f"{format_duration(status['elapsed'])} of training"]
     if status["eval_latest"] is None:
         parts.append("evaluator: no episode finished yet")

@@ -3,7 +3,7 @@
 Every function here draws on a fresh :class:`matplotlib.figure.Figure` with the Agg canvas, so it
 is safe to call from the dashboard's background thread and never opens a window:
 
->>> from a3c_core.trainer import History
+>>> from a3c_core.listeners import History
 >>> png = figure_png(reward_figure(History()))   # an empty plot, still a valid PNG
 >>> png[:4] == b"\\x89PNG"
 True
@@ -37,37 +37,61 @@ def x_values(records: Sequence[dict[str, Any]], x: str, frames_per_step: int) ->
     raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
 
 
+#: How far the reference curves reach past the live run's last point, as a share of its x range:
+#: enough to see where the reference goes next, not so far that the run shrinks to a sliver.
+REFERENCE_MARGIN = 0.5
+#: Colours of the reference curves: none of them the live run's blue (C0), each one different.
+REFERENCE_COLOURS = ("tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
+def clip_curve(curve: dict[str, np.ndarray], x: str, limit: float) -> dict[str, np.ndarray]:
+    """The points of ``curve`` (arrays of shape ``(E,)``) with ``curve[x] <= limit``, plus the first one
+    beyond, so that a line drawn from it reaches the edge of an axis that ends at ``limit``."""
+    keep = int(np.searchsorted(curve[x], limit, side="right"))
+    return {column: values[:keep + 1] for column, values in curve.items()}
+
+
 def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, window: int = WINDOW,
                   title: str = "", size: tuple[float, float] = (9.0, 3.4),
                   reference: dict[str, dict[str, np.ndarray]] | None = None) -> Figure:
     """Two panels against ``x``: the greedy evaluator's score per episode (dots) with its moving
     average, and each training worker's moving-average episode reward.
 
+    The x axis follows this run: it ends a little (:data:`REFERENCE_MARGIN`) past the run's latest
+    point, so a run of minutes stays readable beside a reference of hours.
+
     Args:
         history: a :class:`a3c_core.trainer.History` (``evals`` and ``episodes`` lists of records
             with ``steps``, ``elapsed``, ``score`` / ``reward``, ``rank``).
         x: ``"frames"`` or ``"minutes"``.
         frames_per_step: emulator frames per agent step (``Trainer.frames // Trainer.steps``).
-        reference: label -> curve (:func:`a3c_core.curves.read_curve`), each drawn whole as a dashed
-            mean-of-10 line in the evaluator panel: where a finished run was at this run's x.
+        reference: label -> curve (:func:`a3c_core.curves.read_curve`), each drawn as a dashed
+            mean-of-10 line in the evaluator panel, up to the axis' end: where a finished run was at
+            this run's x. Drawn once this run has a point to compare with.
     """
     fig = Figure(figsize=size, dpi=80, layout="constrained")
     FigureCanvasAgg(fig)
     evaluator, workers = fig.subplots(1, 2, sharex=True)
     evals = list(history.evals)
-    for i, (label, curve) in enumerate((reference or {}).items()):
-        evaluator.plot(curve[x], curve[MEAN], "--", lw=1.5, color=f"C{i + 3}", alpha=0.8, label=f"{label} (mean of {WINDOW})")
+    episodes = list(history.episodes)
+    run_end = max(x_values(evals, x, frames_per_step).max(initial=0.0),
+                  x_values(episodes, x, frames_per_step).max(initial=0.0))
+    limit = run_end * (1 + REFERENCE_MARGIN)
+    if run_end > 0:
+        for (label, curve), colour in zip((reference or {}).items(), REFERENCE_COLOURS):
+            shown = clip_curve(curve, x, limit)
+            evaluator.plot(shown[x], shown[MEAN], "--", lw=1.5, color=colour, label=f"{label} (mean of {WINDOW})")
+        evaluator.set_xlim(0, limit)
     if evals:
         xs, scores = x_values(evals, x, frames_per_step), [e["score"] for e in evals]
         evaluator.plot(xs, scores, "o", ms=3, alpha=0.45, color="tab:blue", label="episode score")
         evaluator.plot(xs, moving_average(scores, window), "-", lw=2, color="tab:blue",
                        label=f"mean of last {window}")
-    if evals or reference:
-        evaluator.legend(loc="upper left", fontsize=8)
+    if evaluator.lines:  # below the panel, never over the points
+        evaluator.legend(loc="upper left", bbox_to_anchor=(0, -0.22), fontsize=7, ncols=2, frameon=False)
     evaluator.set_title(f"greedy evaluator ({len(evals)} episodes)", fontsize=10)
     evaluator.set_ylabel("score")
 
-    episodes = list(history.episodes)
     by_rank: dict[int, list[dict[str, Any]]] = {}
     for episode in episodes:
         by_rank.setdefault(episode["rank"], []).append(episode)
@@ -75,7 +99,7 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
         workers.plot(x_values(records, x, frames_per_step), moving_average([r["reward"] for r in records], window),
                      lw=1.2, label=f"worker {rank}")
     if 0 < len(by_rank) <= 8:
-        workers.legend(loc="upper left", fontsize=7, ncols=2)
+        workers.legend(loc="upper left", bbox_to_anchor=(0, -0.22), fontsize=7, ncols=4, frameon=False)
     workers.set_title(f"training episodes, mean of last {window} ({len(episodes)} episodes)", fontsize=10)
     workers.set_ylabel("reward")
     for axes in (evaluator, workers):
@@ -88,13 +112,16 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
 
 
 def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", title: str = "",
-                  size: tuple[float, float] = (9.0, 4.0)) -> Figure:
+                  size: tuple[float, float] = (9.0, 4.0), x_max: float | None = None) -> Figure:
     """Several runs on one plot: each curve's evaluator scores (faint dots) and their mean of 10
-    (line), against ``x``: ``"frames"``, ``"steps"`` or ``"minutes"``.
+    (line), against ``x``: ``"frames"``, ``"steps"`` or ``"minutes"``. Each run has its own colour;
+    the legend sits right of the plot, off the data.
 
     Args:
         curves: label -> curve, as :func:`a3c_core.curves.read_curve` or
             :func:`a3c_core.curves.curve_from_evals` return them (arrays of shape ``(E,)``).
+        x_max: if given, the x axis ends there and longer curves are cut at it (to look at the
+            first minutes of long runs beside a short one); the legend still counts all episodes.
     """
     labels = {**X_AXES, "steps": "agent steps (all workers)"}
     if x not in labels:
@@ -103,13 +130,16 @@ def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", t
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for i, (label, curve) in enumerate(curves.items()):
-        color = f"C{i}"
-        ax.plot(curve[x], curve["score"], "o", ms=2.5, alpha=0.3, color=color)
-        ax.plot(curve[x], curve[MEAN], "-", lw=2, color=color, label=f"{label} ({len(curve['score'])} episodes)")
+        shown = curve if x_max is None else clip_curve(curve, x, x_max)
+        color = f"C{i % 10}"
+        ax.plot(shown[x], shown["score"], "o", ms=2.5, alpha=0.3, color=color)
+        ax.plot(shown[x], shown[MEAN], "-", lw=2, color=color, label=f"{label} ({len(curve['score'])} episodes)")
     if curves:
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if x_max is not None:
+        ax.set_xlim(0, x_max)
     ax.set_xlabel(labels[x])
-    ax.set_ylabel(f"greedy evaluator score (dots), mean of {WINDOW} (lines)")
+    ax.set_ylabel(f"evaluator score (dots), mean of {WINDOW} (lines)")
     ax.grid(alpha=0.3)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     if title:

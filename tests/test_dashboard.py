@@ -15,7 +15,7 @@ import pytest
 
 from a3c_core import A3CConfig, Trainer, make_env
 from a3c_core.dashboard import Dashboard, format_duration, status_line
-from a3c_core.trainer import History
+from a3c_core.listeners import History
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -54,15 +54,18 @@ def stopped_trainer(tmp_path: Path) -> Trainer:
 
 def test_format_duration_and_status_line() -> None:
     assert format_duration(3725.9) == "1:02:05"
-    status = {"running": True, "frames": 123456, "frames_per_second": 1234.4, "elapsed": 75.0, "eval_latest": 3.0,
+    status = {"state": "running", "running": True, "frames": 123456, "frames_per_second": 1234.4, "elapsed": 75.0, "eval_latest": 3.0,
               "eval_mean10": 2.25, "eval_episodes": 12, "episodes": 40, "errors": 1, "restarts": 1,
               "workers": {0: {"mean10": 1.5}, 1: {"mean10": -0.5}}}
     line = status_line(status)
     for part in ("running", "123,456 frames", "1,234 frames/s", "0:01:15 of training", "last 3, mean of 10 2.25",
                  "(12 episodes)", "0: 1.50, 1: -0.50", "1 crash(es), 1 restart(s)"):
         assert part in line, part
-    quiet = status_line({**status, "running": False, "eval_latest": None, "workers": {}, "errors": 0})
+    quiet = status_line({**status, "state": "stopped", "running": False, "eval_latest": None, "workers": {},
+                         "errors": 0})
     assert "stopped" in quiet and "no episode finished yet" in quiet and "crash" not in quiet
+    starting = status_line({**status, "state": "starting", "frames": 0, "frames_per_second": 0.0, "elapsed": 0.0})
+    assert "starting" in starting and "frames" not in starting and "0:00:00" not in starting
 
 
 def test_shows_the_history_of_a_run_it_did_not_see_and_switches_views(stopped_trainer: Trainer) -> None:
@@ -154,3 +157,26 @@ def test_a_reference_curve_is_drawn_beside_the_run_and_a_bad_file_is_refused(sto
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a curve file"):
         Dashboard(stopped_trainer, reference={"bad": tmp_path / "bad.csv"})
+
+
+def test_the_plot_follows_a_short_run_beside_a_long_reference_with_the_legend_off_the_data(
+        stopped_trainer: Trainer) -> None:
+    from a3c_core.curves import read_curve
+    from a3c_core.plots import REFERENCE_MARGIN, reward_figure
+
+    reference = {"pong fast": read_curve(Path(__file__).resolve().parents[1] / "data" / "pong-fast-curve.csv"),
+                 "pong seed": read_curve(Path(__file__).resolve().parents[1] / "data" / "pong-seed-curve.csv")}
+    assert min(curve["frames"][-1] for curve in reference.values()) > 1e6  # millions of frames
+    fig = reward_figure(stopped_trainer.history, reference=reference)   # this run: 1,170 frames
+    evaluator = fig.axes[0]
+    run_end = 30 * 39
+    assert evaluator.get_xlim() == (0, pytest.approx(run_end * (1 + REFERENCE_MARGIN)))
+    lines = {line.get_label(): line for line in evaluator.lines}
+    for label in ("pong fast (mean of 10)", "pong seed (mean of 10)"):
+        xs = lines[label].get_xdata()
+        assert len(xs) >= 1 and (xs[:-1] <= run_end * (1 + REFERENCE_MARGIN)).all()  # cut at the axis' end
+    colours = [line.get_color() for line in evaluator.lines]
+    assert len(set(colours[:2])) == 2 and "tab:blue" not in colours[:2]  # each reference its own colour
+    fig.canvas.draw()
+    legend, panel = evaluator.get_legend().get_window_extent(), evaluator.get_window_extent()
+    assert legend.y1 <= panel.y0  # below the panel, not over the data
