@@ -10,6 +10,11 @@ or not, and one friendly sentence that says what is right or what to look at. A 
 raises ``NotImplementedError`` (the exercise skeleton) gets "not done yet", never a crash. The
 verdict shows when the check is the last line of a cell (``print()`` it otherwise).
 
+Each check is a table, an :class:`Exercise`: its hidden cases, each with the reference answer
+(``want``) and what typical mistakes would give, and an ordered list of rules, ``(test, hint)``: the
+form an answer must have, the typical mistakes, "anything else that differs from ``want``", and
+what a right number must also satisfy. One routine, :func:`_diagnose`, reads every table.
+
 The reference answers live in ``notebooks/solutions/``; ``tests/test_checks.py`` runs every check on
 them (they must pass) and on deliberately wrong answers (they must fail with a helpful sentence).
 """
@@ -21,7 +26,7 @@ import multiprocessing
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,14 @@ import torch
 from torch import nn
 
 from . import loss, model, preprocess
+
+#: A hidden case: ``args`` for the student's function, ``want`` (the package's own answer), and the
+#: other names that its rules and hints use.
+Case = dict[str, Any]
+#: ``(test, hint)``: ``test(got, case)`` is true, or a dict of extra names for the hint, when the
+#: answer ``got`` has this problem; ``hint`` is formatted with the case's names, ``got``, ``type``
+#: and ``shape``.
+Rule = tuple[Callable[[Any, Case], Any], str]
 
 
 @dataclass(frozen=True)
@@ -54,26 +67,59 @@ class _Wrong(Exception):
     """The student's function gave a wrong answer; the message says which and why."""
 
 
-def _verdict(student_fn: Callable[..., Any], run_cases: Callable[[Callable[..., Any]], None], success: str) -> CheckResult:
-    """Run ``run_cases(student_fn)`` and turn its outcome into a :class:`CheckResult`."""
-    name = getattr(student_fn, "__name__", "your function")
-    if not callable(student_fn):
-        return CheckResult(False, f"Pass the function itself (without calling it), e.g. checks.crop(my_crop); got a {type(student_fn).__name__}.")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the hidden cases are tiny; extra threads only slow them on a busy machine
-    try:
-        run_cases(student_fn)
-    except _NotDone:
-        return CheckResult(False, f"Not done yet: `{name}` still raises NotImplementedError; replace that line with "
-                                  "your code and run both cells again.")
-    except _Wrong as wrong:
-        return CheckResult(False, f"Not quite: {wrong}")
-    except Exception as error:  # what the function returned could not even be compared
-        return CheckResult(False, f"Not quite: what `{name}` returned could not be compared with the expected answer "
-                                  f"({type(error).__name__}: {error}); check the type and shape it returns.")
-    finally:
-        torch.set_num_threads(threads)
-    return CheckResult(True, success)
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise's table; calling it checks a student's function: ``checks.crop(my_crop)``.
+
+    ``cases()`` gives the hidden cases; ``call(student_fn, case)`` runs the function on one (default:
+    on ``case["args"]``) and ``prepare(got, case)`` turns the answer into something to compare (or
+    raises :class:`_Wrong`); the first of ``rules`` that the answer breaks gives the hint.
+    """
+
+    name: str
+    cases: Callable[[], Iterable[Case]]
+    rules: list[Rule]
+    success: str
+    call: Callable[[Callable[..., Any], Case], Any] = lambda fn, case: _call(fn, *case["args"])
+    prepare: Callable[[Any, Case], Any] = lambda got, case: got
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def __call__(self, student_fn: Callable[..., Any]) -> CheckResult:
+        """The verdict on ``student_fn``."""
+        name = getattr(student_fn, "__name__", "your function")
+        if not callable(student_fn):
+            return CheckResult(False, f"Pass the function itself (without calling it), e.g. checks.crop(my_crop); "
+                                      f"got a {type(student_fn).__name__}.")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the hidden cases are tiny; extra threads only slow them on a busy machine
+        try:
+            _diagnose(self, student_fn)
+        except _NotDone:
+            return CheckResult(False, f"Not done yet: `{name}` still raises NotImplementedError; replace that line "
+                                      "with your code and run both cells again.")
+        except _Wrong as wrong:
+            return CheckResult(False, f"Not quite: {wrong}")
+        except Exception as error:  # what the function returned could not even be compared
+            return CheckResult(False, f"Not quite: what `{name}` returned could not be compared with the expected "
+                                      f"answer ({type(error).__name__}: {error}); check the type and shape it returns.")
+        finally:
+            torch.set_num_threads(threads)
+        return CheckResult(True, self.success)
+
+
+def _diagnose(exercise: Exercise, student_fn: Callable[..., Any]) -> None:
+    """The one diagnosis routine: run ``student_fn`` on every case; raise :class:`_Wrong` with the
+    hint of the first rule that an answer breaks."""
+    for case in exercise.cases():
+        got = exercise.prepare(exercise.call(student_fn, case), case)
+        for test, hint in exercise.rules:
+            found = test(got, case)
+            if found:
+                names = {**case, "got": got, "type": type(got).__name__, "shape": getattr(got, "shape", None)}
+                raise _Wrong(hint.format(**names, **(found if isinstance(found, dict) else {})))
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -103,6 +149,38 @@ def _scalar_tensor(value: Any, what: str) -> torch.Tensor:
     if value.numel() != 1:
         raise _Wrong(f"{what} should be one number (sum over the rollout), got a tensor of shape {tuple(value.shape)}")
     return value.reshape(()).to(torch.float32)
+
+
+def _close(answer: str, atol: float) -> Callable[[Any, Case], bool]:
+    """``got`` equals ``case[answer]`` within ``atol``."""
+    def numbers(value: Any) -> np.ndarray:
+        return value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
+    return lambda got, case: bool(np.allclose(numbers(got), numbers(case[answer]), atol=atol))
+
+
+def _equals(mistake: str, atol: float = 1e-5) -> Callable[[Any, Case], bool]:
+    """A typical mistake's test: ``got`` is what that mistake computes, ``case[mistake]``, and not the
+    right answer (in some cases the two agree)."""
+    same, right = _close(mistake, atol), _close("want", atol)
+    return lambda got, case: same(got, case) and not right(got, case)
+
+
+def _differs(atol: float = 1e-5) -> Callable[[Any, Case], bool]:
+    """The test of "anything else": ``got`` is not ``case["want"]`` within ``atol``."""
+    right = _close("want", atol)
+    return lambda got, case: not right(got, case)
+
+
+def _not_array(got: Any, case: Case) -> bool:
+    return not isinstance(got, np.ndarray)
+
+
+def _input_changed(got: Any, case: Case) -> bool:
+    return not np.array_equal(case["args"][0], case["original"])
+
+
+def _above_one(got: np.ndarray, case: Case) -> dict[str, float] | bool:
+    return got.max() > 1.0 + 1e-6 and {"top": float(got.max())}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,180 +241,139 @@ def _hidden_frames() -> Iterator[np.ndarray]:
     yield np.random.default_rng(2).integers(0, 256, (210, 160, 3), dtype=np.uint8)
 
 
-def _crop_cases(fn: Callable[[np.ndarray], np.ndarray]) -> None:
-    for frame in _hidden_frames():
-        original = frame.copy()
-        got = _call(fn, frame)
-        want = preprocess.crop(original)
-        if not isinstance(got, np.ndarray):
-            raise _Wrong(f"return a numpy array (a slice of the frame), got {type(got).__name__}")
-        if not np.array_equal(frame, original):
-            raise _Wrong("your function changed the frame it was given; a crop only selects rows, it writes nothing")
-        if got.shape == original.shape:
-            raise _Wrong("you returned the whole (210, 160, 3) frame; keep only rows 35..194: frame[35:195]")
-        if got.ndim == 3 and got.shape[0] == 210:
-            raise _Wrong(f"the result has shape {got.shape}: you cut columns (axis 1); rows are axis 0, frame[top:bottom]")
-        if got.shape != want.shape:
-            raise _Wrong(f"for a (210, 160, 3) frame you returned shape {got.shape}; keeping rows 35..194 gives {want.shape}")
-        if got.dtype != want.dtype:
-            raise _Wrong(f"the crop changed the dtype to {got.dtype}; keep uint8, a crop only selects rows")
-        if not np.array_equal(got, want):
-            rows_marked = np.array_equal(original[:, 0, 0], np.arange(210))  # channel 0 holds the row number
-            where = f" (your first row is row {int(got[0, 0, 0])})" if rows_marked else ""
-            raise _Wrong(f"the shape is right but the rows are not{where}: the state starts at row 35 (the "
-                         "first row below the score) and stops before row 195 (the bottom border)")
+def _wrong_rows(got: np.ndarray, case: Case) -> dict[str, str] | bool:
+    """Other rows than 35..194; names the first row kept when the frame marks its rows (channel 0)."""
+    marked = np.array_equal(case["original"][:, 0, 0], np.arange(210))
+    return not np.array_equal(got, case["want"]) and {
+        "where": f" (your first row is row {int(got[0, 0, 0])})" if marked else ""}
 
 
-def crop(student_fn: Callable[[np.ndarray], np.ndarray]) -> CheckResult:
-    """Exercise 01.1: ``student_fn(frame)`` keeps rows 35..194 of a ``(210, 160, 3)`` frame -> ``(160, 160, 3)``."""
-    return _verdict(student_fn, _crop_cases, "Right: rows 35..194 of every column, 160x160, still uint8, "
-                                             "the same rows as preprocess.crop.")
+#: Exercise 01.1: ``student_fn(frame)`` keeps rows 35..194 of a ``(210, 160, 3)`` frame -> ``(160, 160, 3)``.
+crop = Exercise(
+    "crop",
+    lambda: ({"args": (frame,), "original": frame.copy(), "want": preprocess.crop(frame.copy())}
+             for frame in _hidden_frames()),
+    [(_not_array, "return a numpy array (a slice of the frame), got {type}"),
+     (_input_changed, "your function changed the frame it was given; a crop only selects rows, it writes nothing"),
+     (lambda got, case: got.shape == case["original"].shape,
+      "you returned the whole (210, 160, 3) frame; keep only rows 35..194: frame[35:195]"),
+     (lambda got, case: got.ndim == 3 and got.shape[0] == 210,
+      "the result has shape {shape}: you cut columns (axis 1); rows are axis 0, frame[top:bottom]"),
+     (lambda got, case: got.shape != case["want"].shape,
+      "for a (210, 160, 3) frame you returned shape {shape}; keeping rows 35..194 gives {want.shape}"),
+     (lambda got, case: got.dtype != case["want"].dtype,
+      "the crop changed the dtype to {got.dtype}; keep uint8, a crop only selects rows"),
+     (_wrong_rows, "the shape is right but the rows are not{where}: the state starts at row 35 (the first row below "
+                   "the score) and stops before row 195 (the bottom border)")],
+    "Right: rows 35..194 of every column, 160x160, still uint8, the same rows as preprocess.crop.")
 
+#: Exercise 01.2: ``student_fn(image)`` maps uint8 0..255 to float32 0..1, same shape.
+normalize = Exercise(
+    "normalize",
+    lambda: ({"args": (image,), "original": image.copy(), "want": preprocess.normalize(image.copy())}
+             for image in (np.array([[[0], [255]], [[128], [1]]], dtype=np.uint8),
+                           np.random.default_rng(3).integers(0, 256, (160, 160, 3), dtype=np.uint8))),
+    [(_not_array, "return a numpy array, got {type}"),
+     (_input_changed, "your function changed its input in place; return a new float32 array instead"),
+     (lambda got, case: got.shape != case["want"].shape,
+      "an image of shape {original.shape} came back with shape {shape}; normalizing keeps the shape"),
+     (lambda got, case: got.dtype != np.float32 and {"why": " (integer division // rounds everything to 0 or 1)"
+                                                     if np.issubdtype(got.dtype, np.integer) else ""},
+      "the result has dtype {got.dtype}{why}; the model works in float32: image.astype(np.float32) / 255"),
+     (_above_one, "values reach {top:g}; divide by 255 so that 0..255 becomes 0..1"),
+     (lambda got, case: abs(float(got[case["original"] == 255].min(initial=1.0)) - 1.0) > 1e-6,
+      "a white pixel (255) should become exactly 1.0: divide by 255, not 256"),
+     (_differs(atol=1e-6), "some values differ from pixel / 255; each pixel p should become p / 255")],
+    "Right: float32 in 0..1, 255 becomes 1.0, same shape, input untouched.")
 
-def _normalize_cases(fn: Callable[[np.ndarray], np.ndarray]) -> None:
-    rng = np.random.default_rng(3)
-    images = [np.array([[[0], [255]], [[128], [1]]], dtype=np.uint8),
-              rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)]
-    for image in images:
-        original = image.copy()
-        got = _call(fn, image)
-        want = preprocess.normalize(original)
-        if not isinstance(got, np.ndarray):
-            raise _Wrong(f"return a numpy array, got {type(got).__name__}")
-        if not np.array_equal(image, original):
-            raise _Wrong("your function changed its input in place; return a new float32 array instead")
-        if got.shape != want.shape:
-            raise _Wrong(f"an image of shape {image.shape} came back with shape {got.shape}; normalizing keeps the shape")
-        if got.dtype != np.float32:
-            hint = " (integer division // rounds everything to 0 or 1)" if np.issubdtype(got.dtype, np.integer) else ""
-            raise _Wrong(f"the result has dtype {got.dtype}{hint}; the model works in float32: image.astype(np.float32) / 255")
-        if not np.allclose(got, want, atol=1e-6):
-            top = float(got.max())
-            if top > 1.0 + 1e-6:
-                raise _Wrong(f"values reach {top:g}; divide by 255 so that 0..255 becomes 0..1")
-            if abs(float(got[image == 255].min(initial=1.0)) - 1.0) > 1e-6:
-                raise _Wrong("a white pixel (255) should become exactly 1.0: divide by 255, not 256")
-            raise _Wrong("some values differ from pixel / 255; each pixel p should become p / 255")
-
-
-def normalize(student_fn: Callable[[np.ndarray], np.ndarray]) -> CheckResult:
-    """Exercise 01.2: ``student_fn(image)`` maps uint8 0..255 to float32 0..1, same shape."""
-    return _verdict(student_fn, _normalize_cases, "Right: float32 in 0..1, 255 becomes 1.0, same shape, input untouched.")
-
-
-def _state_cases(fn: Callable[[np.ndarray, int, int], np.ndarray]) -> None:
-    frame = next(_hidden_frames())
-    for height, width in ((160, 160), (80, 80), (42, 64)):
-        got = _call(fn, frame.copy(), height, width)
-        want = preprocess.preprocess(frame, height, width)
-        if not isinstance(got, np.ndarray):
-            raise _Wrong(f"return a numpy array, got {type(got).__name__}")
-        if got.shape == (height, width, 3):
-            raise _Wrong(f"for {height}x{width} you returned {got.shape}, channels last; nn.Conv2d wants channels "
-                         f"first {want.shape}: preprocess.to_channels_first")
-        if got.shape != want.shape:
-            raise _Wrong(f"for height={height}, width={width} the state should have shape {want.shape} (C, H, W), got {got.shape}")
-        if got.dtype != np.float32:
-            raise _Wrong(f"the state has dtype {got.dtype}; the model works in float32 (normalize before resizing)")
-        if got.max() > 1.0 + 1e-6:
-            raise _Wrong(f"values reach {float(got.max()):g}; the state lives in 0..1 (normalize)")
-        # Resizing before normalizing differs by at most rounding to whole steps of 1/255: accepted.
-        if not np.allclose(got, want, atol=1 / 255 + 1e-6):
-            raise _Wrong(f"for {height}x{width} the shape is right but the pixels differ from preprocess.preprocess: "
-                         "crop rows 35..194 first, then normalize, resize with preprocess.resize (area "
-                         "interpolation), and turn channels first")
-
-
-def state(student_fn: Callable[[np.ndarray, int, int], np.ndarray]) -> CheckResult:
-    """Exercise 01.3: ``student_fn(frame, height, width)`` -> the ``(3, height, width)`` float32 state."""
-    return _verdict(student_fn, _state_cases, "Right: crop, 0..1, resized, channels first: the very state the model sees.")
+#: Exercise 01.3: ``student_fn(frame, height, width)`` -> the ``(3, height, width)`` float32 state.
+state = Exercise(
+    "state",
+    lambda: ({"args": (frame.copy(), height, width), "height": height, "width": width,
+              "want": preprocess.preprocess(frame, height, width)}
+             for frame in [next(_hidden_frames())] for height, width in ((160, 160), (80, 80), (42, 64))),
+    [(_not_array, "return a numpy array, got {type}"),
+     (lambda got, case: got.shape == (case["height"], case["width"], 3),
+      "for {height}x{width} you returned {shape}, channels last; nn.Conv2d wants channels first {want.shape}: "
+      "preprocess.to_channels_first"),
+     (lambda got, case: got.shape != case["want"].shape,
+      "for height={height}, width={width} the state should have shape {want.shape} (C, H, W), got {shape}"),
+     (lambda got, case: got.dtype != np.float32,
+      "the state has dtype {got.dtype}; the model works in float32 (normalize before resizing)"),
+     (_above_one, "values reach {top:g}; the state lives in 0..1 (normalize)"),
+     # Resizing before normalizing differs by at most rounding to whole steps of 1/255: accepted.
+     (_differs(atol=1 / 255 + 1e-6), "for {height}x{width} the shape is right but the pixels differ from "
+                                     "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
+                                     "preprocess.resize (area interpolation), and turn channels first")],
+    "Right: crop, 0..1, resized, channels first: the very state the model sees.")
 
 
 # ------------------------------------------------------------------------------------------------
 # Notebook 02: the conv-GRU model
 # ------------------------------------------------------------------------------------------------
-def _conv_output_size_cases(fn: Callable[[int], int]) -> None:
-    for size in (160, 80, 84, 42, 210, 33, 17):
-        got = _call(fn, size)
-        want = model.conv_output_size(size)
-        if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
-            raise _Wrong(f"return a whole number of pixels (int), got {type(got).__name__} {got!r}")
-        if got != want:
-            floor = size
-            for _ in range(5):
-                floor //= 2
-            if got == floor:
-                raise _Wrong(f"for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv "
-                             "rounds up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)")
-            if got == (size + 1) // 2:
-                raise _Wrong(f"for {size} pixels you gave {got}: that is after one convolution; the model has five")
-            raise _Wrong(f"for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")
+#: Exercise 02.1: ``student_fn(size)`` is the side length after the five 3x3 stride-2 convolutions.
+conv_output_size = Exercise(
+    "conv_output_size",
+    lambda: ({"args": (size,), "size": size, "want": model.conv_output_size(size), "floor": size // 2 ** 5,
+              "once": (size + 1) // 2} for size in (160, 80, 84, 42, 210, 33, 17)),
+    [(lambda got, case: not isinstance(got, (int, np.integer)) or isinstance(got, bool),
+      "return a whole number of pixels (int), got {type} {got!r}"),
+     (_equals("floor"), "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
+                        "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
+     (_equals("once"), "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
+     (_differs(), "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
+    "Right: each convolution takes n to ceil(n/2), five times: 160 -> 5, 84 -> 3.")
 
-
-def conv_output_size(student_fn: Callable[[int], int]) -> CheckResult:
-    """Exercise 02.1: ``student_fn(size)`` is the side length after the five 3x3 stride-2 convolutions."""
-    return _verdict(student_fn, _conv_output_size_cases,
-                    "Right: each convolution takes n to ceil(n/2), five times: 160 -> 5, 84 -> 3.")
-
-
-def _conv_params_cases(fn: Callable[[int, int, int], int]) -> None:
-    for in_ch, out_ch, kernel in ((3, 8, 3), (12, 16, 3), (32, 32, 3), (1, 4, 5)):
-        got = _call(fn, in_ch, out_ch, kernel)
-        want = sum(p.numel() for p in nn.Conv2d(in_ch, out_ch, kernel).parameters())
-        if got == want:
-            continue
-        if got == in_ch * out_ch * kernel * kernel:
-            raise _Wrong(f"for Conv2d({in_ch}, {out_ch}, {kernel}) you counted only the weights ({got}); each output "
-                         f"channel also has a bias: {want}")
-        raise _Wrong(f"Conv2d({in_ch}, {out_ch}, kernel_size={kernel}) has {want} parameters, you counted {got!r}: "
-                     "every output channel has one kernel per input channel plus one bias")
-
-
-def conv_params(student_fn: Callable[[int, int, int], int]) -> CheckResult:
-    """Exercise 02.2: ``student_fn(in_channels, out_channels, kernel)`` counts a Conv2d's parameters."""
-    return _verdict(student_fn, _conv_params_cases,
-                    "Right: out x in x k x k weights plus out biases, as nn.Conv2d counts them.")
-
-
-def _sequence_model() -> tuple[model.ActorCritic, torch.Tensor]:
-    """A small model and a sequence of 6 random ``(3, 32, 32)`` states (hidden cases of 02.3)."""
-    torch.manual_seed(4)
-    small = model.ActorCritic(3, 4, height=32, width=32, hidden_size=16)
-    return small, torch.rand(6, 3, 32, 32)
+#: Exercise 02.2: ``student_fn(in_channels, out_channels, kernel)`` counts a Conv2d's parameters.
+conv_params = Exercise(
+    "conv_params",
+    lambda: ({"args": (i, o, k), "in_ch": i, "out_ch": o, "kernel": k, "weights": i * o * k * k,
+              "want": sum(p.numel() for p in nn.Conv2d(i, o, k).parameters())}
+             for i, o, k in ((3, 8, 3), (12, 16, 3), (32, 32, 3), (1, 4, 5))),
+    [(lambda got, case: got == case["weights"], "for Conv2d({in_ch}, {out_ch}, {kernel}) you counted only the weights "
+                                                "({got}); each output channel also has a bias: {want}"),
+     (lambda got, case: got != case["want"], "Conv2d({in_ch}, {out_ch}, kernel_size={kernel}) has {want} parameters, "
+                                             "you counted {got!r}: every output channel has one kernel per input "
+                                             "channel plus one bias")],
+    "Right: out x in x k x k weights plus out biases, as nn.Conv2d counts them.")
 
 
 def _values_along(net: model.ActorCritic, states: torch.Tensor, carry: bool) -> torch.Tensor:
-    """Values of ``states`` one after another, with the hidden state carried or reset at every step."""
+    """Values ``(T,)`` of ``states`` ``(T, C, H, W)`` one after another, with the hidden state
+    carried or reset at every step."""
     hidden, values = net.initial_state(), []
     with torch.no_grad():
-        for state in states:
-            _, value, next_hidden = net(state.unsqueeze(0), hidden if carry else net.initial_state())
-            values.append(value[0])
-            hidden = next_hidden
+        for one in states:
+            step = net.act(one.unsqueeze(0), hidden if carry else net.initial_state())
+            values.append(step.value[0])
+            hidden = step.hidden
     return torch.stack(values)
 
 
-def _run_sequence_cases(fn: Callable[[model.ActorCritic, torch.Tensor], torch.Tensor]) -> None:
-    net, states = _sequence_model()
+def _sequence_cases() -> Iterator[Case]:
+    """A small model and a sequence of 6 random ``(3, 32, 32)`` states."""
+    torch.manual_seed(4)
+    net, states = model.ActorCritic(3, 4, height=32, width=32, hidden_size=16), torch.rand(6, 3, 32, 32)
+    yield {"args": (net, states), "T": len(states), "want": _values_along(net, states, carry=True),
+           "reset": _values_along(net, states, carry=False)}
+
+
+def _no_grad_call(fn: Callable[..., Any], case: Case) -> Any:
+    net, states = case["args"]
     with torch.no_grad():
-        got = _call(fn, net, states.clone())
-    got = _as_float_array(got, "the values").reshape(-1)
-    want = _values_along(net, states, carry=True).numpy()
-    if got.shape != want.shape:
-        raise _Wrong(f"for {len(states)} states return {len(states)} values (one per step), got {got.size}")
-    if np.allclose(got, want, atol=1e-5):
-        return
-    if np.allclose(got, _values_along(net, states, carry=False).numpy(), atol=1e-5):
-        raise _Wrong("only the first value is right: every step started again from a zero hidden state; pass the "
-                     "hidden state each step returns into the next step")
-    raise _Wrong("the values differ from running the states one at a time from model.initial_state(), feeding each "
-                 "step's new hidden state into the next")
+        return _call(fn, net, states.clone())
 
 
-def run_sequence(student_fn: Callable[[model.ActorCritic, torch.Tensor], torch.Tensor]) -> CheckResult:
-    """Exercise 02.3: ``student_fn(model, states)`` runs ``(T, C, H, W)`` states in order -> ``(T,)`` values."""
-    return _verdict(student_fn, _run_sequence_cases,
-                    "Right: one state at a time, the hidden state carried from step to step, as a worker plays.")
+#: Exercise 02.3: ``student_fn(model, states)`` runs ``(T, C, H, W)`` states in order -> ``(T,)`` values.
+run_sequence = Exercise(
+    "run_sequence", _sequence_cases,
+    [(lambda got, case: got.size != case["T"], "for {T} states return {T} values (one per step), got {got.size}"),
+     (_equals("reset"), "only the first value is right: every step started again from a zero hidden state; pass the "
+                        "hidden state each step returns into the next step"),
+     (_differs(), "the values differ from running the states one at a time from model.initial_state(), feeding each "
+                  "step's new hidden state into the next")],
+    "Right: one state at a time, the hidden state carried from step to step, as a worker plays.",
+    call=_no_grad_call, prepare=lambda got, case: _as_float_array(got, "the values").reshape(-1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,54 +388,61 @@ def _twin_models(seed: int) -> tuple[nn.Module, nn.Module]:
     return local, shared
 
 
-def _copy_gradients_cases(fn: Callable[[nn.Module, nn.Module], None]) -> None:
+def _copy_gradients_cases() -> Iterator[Case]:
     for stale in (False, True):
         local, shared = _twin_models(5)
         local(torch.randn(8, 4)).pow(2).sum().backward()
         if stale:  # the shared model still holds the gradient of an earlier update
             for p in shared.parameters():
                 p.grad = torch.full_like(p, 7.0)
-        weights = [p.detach().clone() for p in shared.parameters()]
-        local_grads = [p.grad.clone() for p in local.parameters()]
-        _call(fn, local, shared)
-        for (name, p), before, grad in zip(shared.named_parameters(), weights, local_grads):
-            if not torch.equal(p.detach(), before):
-                raise _Wrong("the shared weights changed; only the gradients should be handed over, the optimizer "
-                             "changes the weights afterwards")
-            if p.grad is None:
-                raise _Wrong(f"the shared parameter {name} still has no .grad: set shared_param.grad = local_param.grad")
-            if not torch.allclose(p.grad, grad):
-                how = " (an earlier gradient was added to, not replaced)" if stale else ""
-                raise _Wrong(f"the shared parameter {name} got a gradient different from the local one{how}; "
-                             "it should be exactly local_param.grad")
+        yield {"args": (local, shared), "weights": [p.detach().clone() for p in shared.parameters()],
+               "grads": [p.grad.clone() for p in local.parameters()],
+               "how": " (an earlier gradient was added to, not replaced)" if stale else ""}
 
 
-def copy_gradients(student_fn: Callable[[nn.Module, nn.Module], None]) -> CheckResult:
-    """Exercise 03.1: ``student_fn(local, shared)`` hands the local gradients to the shared parameters."""
-    return _verdict(student_fn, _copy_gradients_cases,
-                    "Right: the shared parameters now carry the local gradients and their weights are untouched, "
-                    "ready for SharedAdam.step().")
-
-
-def _sync_cases(fn: Callable[[nn.Module, nn.Module], None]) -> None:
+def _sync_cases() -> Iterator[Case]:
     local, shared = _twin_models(6)
-    shared_before = [p.detach().clone() for p in shared.parameters()]
-    _call(fn, local, shared)
-    for (name, mine), theirs, before in zip(local.named_parameters(), shared.parameters(), shared_before):
-        if not torch.equal(theirs.detach(), before):
-            raise _Wrong("the shared model changed: the copy goes from the shared model to the local one, "
-                         "local.load_state_dict(shared.state_dict())")
-        if not torch.equal(mine.detach(), theirs.detach()):
-            raise _Wrong(f"the local {name} still differs from the shared one: load the shared weights into the local model")
-        if mine.data_ptr() == theirs.data_ptr():
-            raise _Wrong("the local model now uses the shared model's memory; it must stay a private copy (values "
-                         "copied, as load_state_dict does), or its own updates would write the shared weights")
+    yield {"args": (local, shared), "weights": [p.detach().clone() for p in shared.parameters()],
+           "local": list(local.parameters())}
 
 
-def sync_local(student_fn: Callable[[nn.Module, nn.Module], None]) -> CheckResult:
-    """Exercise 03.2: ``student_fn(local, shared)`` copies the shared weights into the private local model."""
-    return _verdict(student_fn, _sync_cases,
-                    "Right: the local model holds the newest shared weights in its own private memory.")
+def _any_parameter(test: Callable[[nn.Parameter, Any], bool], entries: str) -> Callable[[Any, Case], Any]:
+    """A test over the shared model's parameters, each with its entry of ``case[entries]``: the name of
+    the first parameter for which ``test(parameter, entry)`` holds, for the hint."""
+    def fails(got: Any, case: Case) -> dict[str, str] | bool:
+        for (name, p), entry in zip(case["args"][1].named_parameters(), case[entries]):
+            if test(p, entry):
+                return {"name": name}
+        return False
+    return fails
+
+
+_SHARED_WEIGHTS_CHANGED = _any_parameter(lambda p, before: not torch.equal(p.detach(), before), "weights")
+
+#: Exercise 03.1: ``student_fn(local, shared)`` hands the local gradients to the shared parameters.
+copy_gradients = Exercise(
+    "copy_gradients", _copy_gradients_cases,
+    [(_SHARED_WEIGHTS_CHANGED, "the shared weights changed; only the gradients should be handed over, the optimizer "
+                               "changes the weights afterwards"),
+     (_any_parameter(lambda p, grad: p.grad is None, "grads"),
+      "the shared parameter {name} still has no .grad: set shared_param.grad = local_param.grad"),
+     (_any_parameter(lambda p, grad: not torch.allclose(p.grad, grad), "grads"),
+      "the shared parameter {name} got a gradient different from the local one{how}; it should be exactly "
+      "local_param.grad")],
+    "Right: the shared parameters now carry the local gradients and their weights are untouched, ready for "
+    "SharedAdam.step().")
+
+#: Exercise 03.2: ``student_fn(local, shared)`` copies the shared weights into the private local model.
+sync_local = Exercise(
+    "sync_local", _sync_cases,
+    [(_SHARED_WEIGHTS_CHANGED, "the shared model changed: the copy goes from the shared model to the local one, "
+                               "local.load_state_dict(shared.state_dict())"),
+     (_any_parameter(lambda p, mine: not torch.equal(mine.detach(), p.detach()), "local"),
+      "the local {name} still differs from the shared one: load the shared weights into the local model"),
+     (_any_parameter(lambda p, mine: mine.data_ptr() == p.data_ptr(), "local"),
+      "the local model now uses the shared model's memory; it must stay a private copy (values copied, as "
+      "load_state_dict does), or its own updates would write the shared weights")],
+    "Right: the local model holds the newest shared weights in its own private memory.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -414,103 +458,86 @@ _ROLLOUTS: list[tuple[list[float], float, float]] = [
 ]
 
 
-def _forward_discount(rewards: list[float], gamma: float) -> np.ndarray:
-    """A common mistake, for its diagnosis: R_t = r_t + gamma R_{t-1}, discounting forward in time."""
-    out, running = [], 0.0
-    for reward in rewards:
-        running = reward + gamma * running
-        out.append(running)
-    return np.array(out)
-
-
-def _returns_cases(fn: Callable[[list[float], float, float], Any]) -> None:
+def _returns_cases() -> Iterator[Case]:
     for rewards, bootstrap, gamma in _ROLLOUTS:
-        got = _as_float_array(_call(fn, list(rewards), bootstrap, gamma), "the returns").reshape(-1)
-        want = loss.n_step_returns(rewards, bootstrap, gamma).double().numpy()
-        case = f"rewards={rewards if len(rewards) < 6 else '[0, ..., 0, -1] (30 steps)'}, bootstrap={bootstrap}, gamma={gamma}"
-        if got.shape != want.shape:
-            raise _Wrong(f"for {len(rewards)} rewards return {len(rewards)} returns, got {got.size} ({case})")
-        if np.allclose(got, want, atol=1e-5):
-            continue
-        if np.allclose(got, loss.n_step_returns(rewards, 0.0, gamma).double().numpy(), atol=1e-5):
-            raise _Wrong(f"the bootstrap value is missing ({case}): the recursion starts from R_T = V(s_T)")
-        if np.allclose(got, _forward_discount(rewards, gamma), atol=1e-5):
-            raise _Wrong(f"you discounted forward in time ({case}); a return looks ahead: start at the last step, "
-                         "R_t = r_t + gamma * R_(t+1), and walk back to t = 0")
-        t = int(np.argmax(~np.isclose(got, want, atol=1e-5)))
-        raise _Wrong(f"for {case}, R_{t} should be {want[t]:.4f}, you gave {got[t]:.4f}")
+        shown = rewards if len(rewards) < 6 else "[0, ..., 0, -1] (30 steps)"
+        forward = np.cumsum([r * gamma ** -t for t, r in enumerate(rewards)]) * gamma ** np.arange(len(rewards))
+        yield {"args": (list(rewards), bootstrap, gamma), "T": len(rewards),
+               "where": f"rewards={shown}, bootstrap={bootstrap}, gamma={gamma}",
+               "want": loss.n_step_returns(rewards, bootstrap, gamma).double().numpy(),
+               "no_bootstrap": loss.n_step_returns(rewards, 0.0, gamma),
+               "forward": forward}  # R_t = r_t + gamma R_(t-1): discounting forward in time
 
 
-def n_step_returns(student_fn: Callable[[list[float], float, float], Any]) -> CheckResult:
-    """Exercise 04.1: ``student_fn(rewards, bootstrap_value, gamma)`` -> the ``(T,)`` n-step returns."""
-    return _verdict(student_fn, _returns_cases,
-                    "Right: R_t = r_t + gamma R_(t+1), started from the bootstrap value, as loss.n_step_returns does.")
+def _first_wrong_return(got: np.ndarray, case: Case) -> dict[str, Any] | bool:
+    wrong = ~np.isclose(got, case["want"], atol=1e-5)
+    t = int(np.argmax(wrong))
+    return bool(wrong.any()) and {"t": t, "want_t": case["want"][t], "got_t": got[t]}
 
 
-def _loss_inputs(rewards: list[float], bootstrap: float, gamma: float, seed: int) -> dict[str, torch.Tensor]:
-    """Values, log-probabilities and entropies with gradients, and the returns, for one hidden rollout."""
-    generator = torch.Generator().manual_seed(seed)
-    steps = len(rewards)
-    return {"values": torch.randn(steps, generator=generator).requires_grad_(),
-            "log_probs": (-torch.rand(steps, generator=generator) * 2).requires_grad_(),
-            "entropies": torch.rand(steps, generator=generator).requires_grad_(),
-            "returns": loss.n_step_returns(rewards, bootstrap, gamma)}
+#: Exercise 04.1: ``student_fn(rewards, bootstrap_value, gamma)`` -> the ``(T,)`` n-step returns.
+n_step_returns = Exercise(
+    "n_step_returns", _returns_cases,
+    [(lambda got, case: got.size != case["T"], "for {T} rewards return {T} returns, got {got.size} ({where})"),
+     (_equals("no_bootstrap"), "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
+     (_equals("forward"), "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
+                          "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
+     (_first_wrong_return, "for {where}, R_{t} should be {want_t:.4f}, you gave {got_t:.4f}")],
+    "Right: R_t = r_t + gamma R_(t+1), started from the bootstrap value, as loss.n_step_returns does.",
+    prepare=lambda got, case: _as_float_array(got, "the returns").reshape(-1))
 
 
-def _value_loss_cases(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    for seed, (rewards, bootstrap, gamma) in enumerate(_ROLLOUTS[:3]):
-        x = _loss_inputs(rewards, bootstrap, gamma, seed)
-        want = loss.a3c_loss(rewards, x["values"], x["log_probs"], x["entropies"], bootstrap, gamma).value
-        got = _scalar_tensor(_call(fn, x["values"], x["returns"]), "the value loss")
-        if torch.allclose(got, want, atol=1e-5):
-            if got.grad_fn is None:
-                raise _Wrong("the number is right but it is cut off from the values (no gradient): keep it a tensor "
-                             "expression of values, without .item() or .detach()")
-            continue
-        error = x["returns"] - x["values"].detach()
-        if torch.allclose(got, (error ** 2).mean(), atol=1e-5):
-            raise _Wrong("that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2")
-        if torch.allclose(got, 0.5 * want, atol=1e-5):
-            raise _Wrong("you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss")
-        if torch.allclose(got, error.abs().sum(), atol=1e-5):
-            raise _Wrong("square the errors, (R_t - V(s_t))^2, instead of taking their absolute value")
-        raise _Wrong(f"for rewards={rewards} the value loss is {want.item():.4f}, you gave {got.item():.4f}: sum_t (R_t - V(s_t))^2")
+def _loss_cases(term: str) -> Callable[[], Iterator[Case]]:
+    """The hidden rollouts with random values, log-probabilities and entropies (with gradients), and
+    what ``term`` (``"value"`` or ``"policy"``) of ``loss.a3c_loss`` and its typical mistakes give."""
+    def cases() -> Iterator[Case]:
+        for seed, (rewards, bootstrap, gamma) in enumerate(_ROLLOUTS[:3]):
+            generator = torch.Generator().manual_seed(seed)
+            values = torch.randn(len(rewards), generator=generator).requires_grad_()
+            log_probs = (-torch.rand(len(rewards), generator=generator) * 2).requires_grad_()
+            entropies = torch.rand(len(rewards), generator=generator).requires_grad_()
+            returns = loss.n_step_returns(rewards, bootstrap, gamma)
+            advantage, lp = returns - values.detach(), log_probs.detach()
+            want = getattr(loss.a3c_loss(rewards, values, log_probs, entropies, bootstrap, gamma), term)
+            yield {"args": (values, returns) if term == "value" else (log_probs, values, returns),
+                   "rewards": rewards, "values": values, "log_probs": log_probs, "want": want,
+                   "mean": (advantage ** 2).mean() if term == "value" else -(lp * advantage).mean(),
+                   "half": 0.5 * want, "abs": advantage.abs().sum(), "flipped": -want, "by_return": -(lp * returns).sum()}
+    return cases
 
 
-def value_loss(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
-    """Exercise 04.2: ``student_fn(values, returns)`` -> the value loss, a scalar tensor."""
-    return _verdict(student_fn, _value_loss_cases,
-                    "Right: sum over the rollout of (R_t - V(s_t))^2, with the gradient flowing into the values.")
+def _grad_reaches_values(got: torch.Tensor, case: Case) -> bool:
+    got.backward()  # the policy loss's gradient (the rule after this one reads it too)
+    grad = case["values"].grad
+    return grad is not None and bool(grad.abs().sum() > 0)
 
 
-def _policy_loss_cases(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    for seed, (rewards, bootstrap, gamma) in enumerate(_ROLLOUTS[:3]):
-        x = _loss_inputs(rewards, bootstrap, gamma, seed)
-        want = loss.a3c_loss(rewards, x["values"], x["log_probs"], x["entropies"], bootstrap, gamma).policy
-        got = _scalar_tensor(_call(fn, x["log_probs"], x["values"], x["returns"]), "the policy loss")
-        if not torch.allclose(got, want, atol=1e-5):
-            advantage = x["returns"] - x["values"].detach()
-            if torch.allclose(got, -want, atol=1e-5):
-                raise _Wrong("the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
-                             "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t")
-            if torch.allclose(got, -(x["log_probs"] * x["returns"]).sum(), atol=1e-5):
-                raise _Wrong("you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)")
-            if torch.allclose(got, -(x["log_probs"] * advantage).mean(), atol=1e-5):
-                raise _Wrong("that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t")
-            raise _Wrong(f"for rewards={rewards} the policy loss is {want.item():.4f}, you gave {got.item():.4f}: "
-                         "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))")
-        if got.grad_fn is None:
-            raise _Wrong("the number is right but it is cut off from log_probs (no gradient): keep it a tensor "
-                         "expression, without .item() or .detach() on log_probs")
-        got.backward()
-        if x["values"].grad is not None and x["values"].grad.abs().sum() > 0:
-            raise _Wrong("the number is right, but the gradient flows into the values through the advantage: "
-                         "detach it, advantage = (returns - values).detach(); the value loss alone trains V")
-        if x["log_probs"].grad is None:
-            raise _Wrong("the number is right but no gradient reaches log_probs; keep it a tensor expression of them")
+#: Exercise 04.2: ``student_fn(values, returns)`` -> the value loss, a scalar tensor.
+value_loss = Exercise(
+    "value_loss", _loss_cases("value"),
+    [(_equals("mean"), "that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2"),
+     (_equals("half"), "you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss"),
+     (_equals("abs"), "square the errors, (R_t - V(s_t))^2, instead of taking their absolute value"),
+     (_differs(), "for rewards={rewards} the value loss is {want:.4f}, you gave {got:.4f}: sum_t (R_t - V(s_t))^2"),
+     (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from the values (no gradient): "
+                                             "keep it a tensor expression of values, without .item() or .detach()")],
+    "Right: sum over the rollout of (R_t - V(s_t))^2, with the gradient flowing into the values.",
+    prepare=lambda got, case: _scalar_tensor(got, "the value loss"))
 
-
-def policy_loss(student_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
-    """Exercise 04.3: ``student_fn(log_probs, values, returns)`` -> the policy loss, a scalar tensor."""
-    return _verdict(student_fn, _policy_loss_cases,
-                    "Right: -sum_t log pi(a_t|s_t) * A_t with the advantage detached, as loss.a3c_loss computes it.")
+#: Exercise 04.3: ``student_fn(log_probs, values, returns)`` -> the policy loss, a scalar tensor.
+policy_loss = Exercise(
+    "policy_loss", _loss_cases("policy"),
+    [(_equals("flipped"), "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
+                          "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
+     (_equals("by_return"), "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
+     (_equals("mean"), "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
+     (_differs(), "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
+                  "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
+     (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from log_probs (no gradient): "
+                                             "keep it a tensor expression, without .item() or .detach() on log_probs"),
+     (_grad_reaches_values, "the number is right, but the gradient flows into the values through the advantage: "
+                            "detach it, advantage = (returns - values).detach(); the value loss alone trains V"),
+     (lambda got, case: case["log_probs"].grad is None,
+      "the number is right but no gradient reaches log_probs; keep it a tensor expression of them")],
+    "Right: -sum_t log pi(a_t|s_t) * A_t with the advantage detached, as loss.a3c_loss computes it.",
+    prepare=lambda got, case: _scalar_tensor(got, "the policy loss"))
