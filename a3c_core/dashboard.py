@@ -84,6 +84,26 @@ def status_line(status: dict[str, Any]) -> str:
     return " &middot; ".join(parts)
 
 
+def wait_while_training(trainer: Trainer, minutes: float | None = None,
+                        until: Callable[[Trainer], bool] | None = None) -> bool:
+    """Hold a notebook cell while the run trains: until it stops (by itself, a Stop, or ``stop()``; its
+    checkpoint is then written), until ``until(trainer)`` is true, or for at most ``minutes``.
+
+    Interrupting the kernel (the ■ button) ends only the wait, quietly: it prints "stopped waiting"
+    instead of a ``KeyboardInterrupt`` traceback, so *Run All* goes on with the next cell, and the
+    training goes on too. Returns whether the run has stopped.
+    """
+    deadline = float("inf") if minutes is None else time.monotonic() + 60 * minutes
+    try:
+        while not (until is not None and until(trainer)):
+            left = deadline - time.monotonic()
+            if left <= 0 or trainer.wait(timeout=min(0.5, left)):
+                break
+    except KeyboardInterrupt:
+        print("stopped waiting; the training goes on (Stop, or trainer.stop(), ends it)")
+    return not trainer.running
+
+
 def _close_tree(widget: widgets.Widget) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)

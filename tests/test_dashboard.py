@@ -180,3 +180,37 @@ def test_the_plot_follows_a_short_run_beside_a_long_reference_with_the_legend_of
     fig.canvas.draw()
     legend, panel = evaluator.get_legend().get_window_extent(), evaluator.get_window_extent()
     assert legend.y1 <= panel.y0  # below the panel, not over the data
+
+
+class FakeRun:
+    """Stands in for a Trainer in wait_while_training: stops after ``stop_after`` waits, or
+    raises KeyboardInterrupt at wait number ``interrupt_at`` (as the kernel's ■ button does)."""
+
+    def __init__(self, stop_after: int = 10**9, interrupt_at: int = 0):
+        self.waits, self.stop_after, self.interrupt_at = 0, stop_after, interrupt_at
+
+    @property
+    def running(self) -> bool:
+        return self.waits < self.stop_after
+
+    def wait(self, timeout: float) -> bool:
+        self.waits += 1
+        if self.waits == self.interrupt_at:
+            raise KeyboardInterrupt
+        time.sleep(min(timeout, 0.01))
+        return not self.running
+
+
+def test_wait_while_training_ends_at_the_stop_the_condition_the_time_or_quietly_on_interrupt(capsys) -> None:
+    from a3c_core.dashboard import wait_while_training
+
+    run = FakeRun(stop_after=3)
+    assert wait_while_training(run) is True and run.waits == 3
+    run = FakeRun()
+    assert wait_while_training(run, until=lambda r: r.waits >= 5) is False and run.waits == 5
+    start = time.monotonic()
+    assert wait_while_training(FakeRun(), minutes=0.2 / 60) is False
+    assert 0.15 < time.monotonic() - start < 2
+    run = FakeRun(interrupt_at=4)
+    assert wait_while_training(run, minutes=1) is False and run.waits == 4  # no KeyboardInterrupt escapes
+    assert "stopped waiting" in capsys.readouterr().out
