@@ -145,7 +145,7 @@ def train(args: argparse.Namespace) -> int:
                 for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                     if hasattr(signal, name):
                         signal.signal(getattr(signal, name), _already_stopping)
-                bar.write(f"{interrupt or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
+                bar.write(f"{str(interrupt) or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
     finally:
         bar.close()
     print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/); last checkpoint: {trainer.last_checkpoint}")

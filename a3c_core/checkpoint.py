@@ -146,6 +146,7 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
     curve, :mod:`a3c_core.curves`) and ``<name>.json``: the summary it returns (config, steps,
     minutes, final evaluator scores, plus ``extra``, e.g. the command and the machine).
     """
+    load_model(checkpoint)  # refuses a checkpoint whose weights do not fit its config before anything is written
     payload = load_checkpoint(checkpoint)
     evals = payload["history"].get("evals", [])
     small = {

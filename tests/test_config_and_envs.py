@@ -10,6 +10,25 @@ from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward, acti
 
 @pytest.mark.parametrize("field, value, message", [
     ("game", "breakout", "pong, space_invaders, catch"),
+    ("lr", float("nan"), "lr must be a finite number"),
+    ("lr", float("inf"), "lr must be a finite number"),
+    ("lr", "0.001", "lr must be a finite number, got '0.001'"),
+    ("entropy_coef", float("nan"), "entropy_coef"),
+    ("value_coef", float("-inf"), "value_coef"),
+    ("max_grad_norm", float("nan"), "max_grad_norm"),
+    ("max_minutes", float("inf"), "max_minutes"),
+    ("seed", -1, "seed must be >= 0"),
+    ("seed", 1.5, "seed must be a whole number"),
+    ("workers", 2.0, "workers must be a whole number"),
+    ("max_steps", 1e6, "max_steps must be a whole number"),
+    ("workers", True, "workers must be a whole number"),
+    ("wandb", "yes", "wandb must be True or False"),
+    ("grayscale", "false", "grayscale must be True or False"),
+    ("shaped_rewards", 1, "shaped_rewards must be True or False"),
+    ("workers", 1_000_000, "workers must be between 1 and 256"),
+    ("height", 100_000, "height must be between 16 and 1,024"),
+    ("hidden_size", 10**9, "hidden_size"),
+    ("run_dir", None, "run_dir must be a str"),
     ("workers", -1, "workers"),
     ("workers", 0, "workers"),
     ("rollout_steps", 0, "rollout_steps"),
@@ -21,6 +40,13 @@ from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward, acti
 def test_bad_config_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         A3CConfig(**{field: value})
+
+
+def test_a_config_changed_after_construction_is_checked_again():
+    config = A3CConfig()
+    config.workers = 0
+    with pytest.raises(ValueError, match="workers"):
+        config.validate()
 
 
 def test_unknown_presets_and_fields_are_refused():
@@ -43,29 +69,18 @@ def test_presets():
 def test_training_and_evaluation_follow_ale_v5_sticky_actions_unless_a_config_says_otherwise():
     config = A3CConfig()
     assert config.sticky_action_prob == 0.25 and config.eval_sticky_action_prob == 0.25
-    # a record saved before the protocol: deterministic games, and so it stays when it is loaded
-    old = {**config.to_dict(), "sticky_action_prob": 0.0}
-    del old["eval_sticky_action_prob"]
-    assert A3CConfig.from_dict(old).eval_sticky_action_prob == 0.0
     with pytest.raises(ValueError, match="eval_sticky_action_prob"):
         A3CConfig(eval_sticky_action_prob=1.5)
 
 
-def test_a_config_saved_before_centring_existed_loads_without_it():
-    old = A3CConfig().to_dict()
-    del old["center_input"]
-    assert A3CConfig.from_dict(old).center_input is False
-    assert A3CConfig.from_dict(A3CConfig().to_dict()).center_input is True
-
-
-@pytest.mark.parametrize("game, n_actions", [("pong", 6), ("space_invaders", 6), ("catch", 3)])
-def test_make_env_builds_each_game(game, n_actions):
-    config = A3CConfig(game=game)
-    env = make_env(config)
-    obs, info = env.reset(seed=0)
-    assert obs.shape == config.state_shape and obs.dtype == np.float32
-    assert 0.0 <= obs.min() and obs.max() <= 1.0
-    assert env.action_space.n == n_actions == len(action_names(env))
+def test_a_checkpoint_of_format_1_loads_as_it_was_trained():
+    from a3c_core.checkpoint import FORMAT, MIGRATIONS
+    old = A3CConfig(sticky_action_prob=0.0).to_dict()
+    del old["center_input"], old["eval_sticky_action_prob"]  # fields that format 1 did not have
+    payload = MIGRATIONS["a3c-lab/1"]({"format": "a3c-lab/1", "config": old})
+    assert payload["format"] == FORMAT
+    config = A3CConfig.from_dict(payload["config"])
+    assert config.center_input is False and config.eval_sticky_action_prob == 0.0 == config.sticky_action_prob
 
 
 def test_frame_skip_and_sticky_actions_reach_the_emulator():

@@ -1,0 +1,280 @@
+"""Runs that survive faults and bad input: each test injects one fault and checks that nothing is lost.
+
+Concurrent runs, signals, a changed learning rate on resume, bad checkpoints and run folders, a full
+disk, divergence, crash loops, kills in the middle of a record, two saves at one step, and resuming
+from an older checkpoint. Every wait is bounded; every process started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from a3c_core import A3CConfig, Trainer
+from a3c_core.checkpoint import CheckpointError, RunFolder, load_checkpoint, save_checkpoint
+from a3c_core.processes import MAX_CRASHES, ProcessGroup, send
+
+from test_trainer import alive, assert_all_gone, catch_config, wait_for
+
+CLI = [sys.executable, "-m", "a3c_core"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def one_sentence(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit code 2, no traceback, and the last line of stderr names what went wrong."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and all(word in last for word in words), last
+
+
+# ------------------------------------------------------------------------------------ concurrent runs
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Path) -> None:
+    folders = {RunFolder.new(tmp_path, "pong").path for _ in range(5)}
+    assert len(folders) == 5 and all(folder.is_dir() for folder in folders)
+
+
+def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    first = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    second = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    with first:
+        with pytest.raises(ValueError, match="is in use by another run"):
+            second.start()
+        assert not second.running and second.process_ids() == {}
+        result = run_cli("train", "--preset", "catch", "--run-dir", str(tmp_path), "--name", "run", "--max-steps", "10")
+        one_sentence(result, "in use by another run", f"process {os.getpid()}")
+    second.start()  # the folder is free once the first run stopped
+    second.stop(save=False)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {record["source"] for record in lines} <= {"worker 0", "evaluator"}
+
+
+# ------------------------------------------------------------------------------------ signals
+@pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGHUP"], ["SIGINT", "SIGINT"]], ids=["term", "hup", "double-ctrl-c"])
+def test_signals_stop_the_cli_with_a_final_checkpoint(tmp_path: Path, signals: list[str]) -> None:
+    process = subprocess.Popen(CLI + ["train", "--preset", "catch", "--workers", "1", "--run-dir", str(tmp_path),
+                                      "--name", "sig"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    metrics = tmp_path / "sig" / "metrics.jsonl"
+    try:
+        wait_for(lambda: metrics.exists() and '"kind": "episode"' in metrics.read_text(), 120, "a training episode")
+        for name in signals:  # to the command alone, as timeout, docker stop or a scheduler sends it
+            os.kill(process.pid, getattr(signal, name))
+            time.sleep(0.3)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, err
+    said = "Ctrl-C" if signals[0] == "SIGINT" else signals[0]
+    assert "Traceback" not in err and f"{said}: stopping the workers" in err
+    if len(signals) > 1:
+        assert "already stopping" in err
+    checkpoints = list((tmp_path / "sig" / "checkpoints").glob("step-*.pt"))
+    assert len(checkpoints) == 1 and load_checkpoint(checkpoints[0])["counters"]["steps"] > 0
+    wait_for(lambda: not any(alive(int(pid)) for pid in subprocess.run(
+        ["pgrep", "-s", str(process.pid)], capture_output=True, text=True).stdout.split()), 20, "the children to exit")
+
+
+# ------------------------------------------------------------------------------------ resume
+def saved_run(tmp_path: Path, **overrides) -> tuple[Trainer, Path]:
+    trainer = Trainer(catch_config(tmp_path, **overrides), run_dir=tmp_path / "run", verbose=False)
+    return trainer, trainer.save()
+
+
+def test_resume_applies_a_new_learning_rate_and_refuses_a_new_game_or_model_shape(tmp_path: Path) -> None:
+    _, checkpoint = saved_run(tmp_path)
+    resumed = Trainer.from_checkpoint(checkpoint, verbose=False, lr=1e-5, workers=2)
+    assert [group["lr"] for group in resumed.optimizer.param_groups] == [1e-5]
+    assert resumed.config.lr == 1e-5 and resumed.config.workers == 2
+    for field, value in [("game", "pong"), ("hidden_size", 64), ("grayscale", False), ("frame_stack", 4)]:
+        with pytest.raises(ValueError, match=f"{field} cannot change when a run resumes"):
+            Trainer.from_checkpoint(checkpoint, verbose=False, **{field: value})
+    one_sentence(run_cli("train", "--resume", str(checkpoint), "--game", "pong"), "game cannot change")
+    one_sentence(run_cli("train", "--resume", str(checkpoint), "--lr", "nan"), "lr must be a finite number")
+
+
+def test_resume_drops_the_metrics_written_after_its_checkpoint(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path, eval_steps_per_second=0), run_dir=tmp_path / "run", verbose=False)
+    with trainer:
+        wait_for(lambda: len(trainer.history.evals) >= 2, 60, "two evaluator episodes")
+        early = trainer.save()
+        count = len(load_checkpoint(early)["history"]["evals"])
+        wait_for(lambda: len(trainer.history.evals) >= count + 3, 60, "more episodes after the checkpoint")
+    resumed = Trainer.from_checkpoint(early, verbose=False)
+    resumed.start()
+    try:
+        lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert sum(1 for r in lines if r["kind"] == "eval") <= count + 2  # at most what came in since the start
+        steps = [r["steps"] for r in lines if r["kind"] == "episode"]
+        assert steps == sorted(steps)  # the step counts never go backwards
+    finally:
+        resumed.stop(save=False)
+
+
+# ------------------------------------------------------------------------------------ bad files and folders
+def test_bad_checkpoints_end_in_one_sentence_on_every_command(tmp_path: Path) -> None:
+    _, good = saved_run(tmp_path)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    payload = load_checkpoint(good)
+    other_game = tmp_path / "other-game.pt"  # a Catch model's weights under a Pong config
+    save_checkpoint(other_game, {**payload, "config": {**payload["config"], "game": "pong", "grayscale": False}})
+    bad_config = tmp_path / "bad-config.pt"
+    save_checkpoint(bad_config, {**payload, "config": {**payload["config"], "lr": float("nan")}})
+    commands = [lambda path: ["play", str(path)], lambda path: ["evaluate", str(path), "--episodes", "2"],
+                lambda path: ["train", "--resume", str(path)], lambda path: ["export", str(path), str(tmp_path / "out.pt")]]
+    for command in commands:  # every command that reads a checkpoint ...
+        one_sentence(run_cli(*command(truncated)), "truncated.pt", "truncated, corrupt")
+    for i, (path, words) in enumerate([  # ... and every kind of bad file, each through one of them
+            (foreign, ["foreign.pt", "not an a3c-lab"]), (tensor, ["tensor.pt", "not an a3c-lab"]),
+            (other_game, ["other-game.pt", "do not fit"]), (bad_config, ["bad-config.pt", "lr must be a finite number"]),
+            (tmp_path / "missing.pt", ["no checkpoint at", "missing.pt"]), (other_game, ["other-game.pt", "do not fit"])]):
+        one_sentence(run_cli(*commands[i % len(commands)](path)), *words)
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_run_folder_that_cannot_be_used_is_one_sentence(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    one_sentence(run_cli("train", "--preset", "catch", "--run-dir", str(blocker)), "a-file", "Not a directory")
+    one_sentence(run_cli("train", "--preset", "catch", "--run-dir", str(tmp_path), "--name", "a-file"),
+                 "cannot use", "a-file")
+    one_sentence(run_cli("train", "--preset", "catch", "--run-dir", "/proc/a3c-lab"), "/proc")
+
+
+def test_a_full_disk_is_one_sentence_and_the_earlier_checkpoint_stays(tmp_path: Path, monkeypatch) -> None:
+    trainer, first = saved_run(tmp_path)
+    before = first.read_bytes()
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("a3c_core.checkpoint.os.fsync", no_space)
+    trainer._steps.value = 500
+    with pytest.raises(CheckpointError, match="no space left on the device; the earlier checkpoints are untouched"):
+        trainer.save()
+    assert first.read_bytes() == before
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no half-written file, no .tmp
+
+
+def test_stale_temporary_files_of_killed_saves_are_cleaned_up(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "run")
+    folder.checkpoint_dir.mkdir(parents=True)
+    stale = folder.checkpoint_dir / "step-000000000100.pt.x8y2.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    folder.lock()
+    try:
+        assert not stale.exists()
+    finally:
+        folder.unlock()
+
+
+# ------------------------------------------------------------------------------------ divergence and crashes
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    trainer, good = saved_run(tmp_path, restart_crashed=True)
+    with torch.no_grad():  # what a too-large step does to the shared weights
+        trainer.model.value.weight.fill_(float("inf"))
+    trainer.start()
+    assert trainer.wait(timeout=120), "a diverged run must stop by itself"
+    assert trainer.failure and "the run diverged" in trainer.failure
+    assert trainer.restarts == 0 and len(trainer.history.errors) == 1  # reported once, not restarted in a loop
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")] == [good.name]
+    assert trainer.last_checkpoint == good and trainer.status()["state"] == "stopped"
+
+
+def test_the_cli_exits_non_zero_when_the_run_diverges(tmp_path: Path) -> None:
+    trainer, good = saved_run(tmp_path)
+    with torch.no_grad():
+        trainer.model.value.weight.fill_(float("inf"))
+    payload = load_checkpoint(good)
+    poisoned = save_checkpoint(tmp_path / "run" / "checkpoints" / "step-000000000001.pt",
+                               {**payload, "model": trainer.model.state_dict()})
+    result = run_cli("train", "--resume", str(poisoned), timeout=180)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr.split("reported an error")[0]
+    assert "error: the run failed" in result.stderr and "diverged" in result.stderr.strip().splitlines()[-1]
+
+
+def crashing_child(stop_event, queue) -> None:
+    """A child that always fails at once, reporting its error first as the real ones do."""
+    send(queue, {"kind": "error", "source": "worker 0", "time": time.time(), "error": "this child always crashes"})
+    sys.exit(1)
+
+
+def idle_child(stop_event, queue) -> None:
+    stop_event.wait(60)
+
+
+def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_reported_once() -> None:
+    messages: list[str] = []
+    group = ProcessGroup(restart_crashed=True, say=messages.append)
+    group.start({"worker 0": (crashing_child, ()), "evaluator": (idle_child, ())})
+    records, failure = [], None
+    deadline = time.monotonic() + 120
+    while failure is None and time.monotonic() < deadline:
+        records += group.read(0.2)
+        new, failure = group.check()
+        records += new
+    try:
+        assert failure and f"crashed {MAX_CRASHES} times" in failure
+        errors = [r for r in records if r["kind"] == "error"]
+        assert len(errors) == MAX_CRASHES and all("this child always crashes" in e["error"] for e in errors)
+        assert group.restarts == MAX_CRASHES - 1 and len(messages) == MAX_CRASHES - 1
+    finally:
+        _, stuck = group.stop(10)
+    assert stuck == []
+
+
+def test_killing_the_evaluator_in_the_middle_of_its_frames_never_freezes_the_reader(tmp_path: Path) -> None:
+    # A 100 kB frame every step, as fast as it can: a SIGKILL almost always lands in the middle of one.
+    config = catch_config(tmp_path, eval_steps_per_second=0, eval_frame_every=1)
+    trainer = Trainer(config, run_dir=tmp_path / "run", verbose=False)
+    killed = []
+    with trainer:
+        for kill in range(MAX_CRASHES - 1):
+            wait_for(lambda: trainer.process_ids().get("evaluator") not in (None, *killed)
+                     and trainer.latest_frame is not None, 60, "a live evaluator sending frames")
+            killed.append(trainer.process_ids()["evaluator"])
+            trainer.latest_frame = None
+            os.kill(killed[-1], signal.SIGKILL)
+            wait_for(lambda: trainer.restarts == kill + 1, 30, "the restart")
+        wait_for(lambda: trainer.latest_frame is not None, 60, "frames from the restarted evaluator")  # the reader reads on
+        steps = trainer.steps
+        wait_for(lambda: trainer.steps > steps + 50, 60, "training to go on")
+        pids = list(trainer.process_ids().values())
+        start = time.monotonic()
+    assert time.monotonic() - start < 30 and trainer.last_checkpoint.exists()
+    assert_all_gone(pids + killed)
+
+
+# ------------------------------------------------------------------------------------ checkpoint names
+def test_two_saves_at_the_same_step_keep_both_and_names_match_their_steps(tmp_path: Path) -> None:
+    trainer, first = saved_run(tmp_path, keep_checkpoints=5)
+    second = trainer.save()
+    assert first != second and first.exists() and second.exists()
+    trainer._steps.value = 42
+    third = trainer.save()
+    assert [p.name for p in trainer.folder.checkpoints()] == [first.name, second.name, third.name]
+    for path in (first, second, third):
+        steps = int(path.stem.split("-")[1])
+        assert load_checkpoint(path)["counters"]["steps"] == steps
+    resumed = Trainer.from_checkpoint(third, verbose=False)
+    assert resumed.steps == 42 and resumed.last_checkpoint == third
