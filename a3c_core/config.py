@@ -185,6 +185,14 @@ class A3CConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **overrides)
 
+    def resumed(self, **overrides: Any) -> "A3CConfig":
+        """This (saved) config with the changes of a resumed run; :data:`FIXED_ON_RESUME` raise ``ValueError``."""
+        for name in FIXED_ON_RESUME:
+            if name in overrides and overrides[name] != getattr(self, name):
+                raise ValueError(f"{name} cannot change when a run resumes (its model was built for "
+                                 f"{name}={getattr(self, name)!r}): start a new run instead")
+        return A3CConfig.from_dict({**self.to_dict(), **overrides})
+
 
 #: Each field's type, as the annotations say (``int``, ``float``, ``bool``, ``bool | None``, ``str``).
 _FIELD_TYPES: dict[str, Any] = typing.get_type_hints(A3CConfig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,23 @@ class History:
     def __call__(self, record: dict[str, Any]) -> None:
         if record["kind"] in KINDS:
             getattr(self, KINDS[record["kind"]]).append(record)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and rewards: episodes, the evaluator's latest score and mean of its last 10, each
+        worker's latest reward and mean of its last 10, errors."""
+        evals = [e["score"] for e in self.evals]
+        per_worker: dict[int, list[float]] = {}
+        for episode in self.episodes:
+            per_worker.setdefault(episode["rank"], []).append(episode["reward"])
+        return {
+            "episodes": len(self.episodes),
+            "eval_episodes": len(evals),
+            "eval_latest": evals[-1] if evals else None,
+            "eval_mean10": statistics.fmean(evals[-10:]) if evals else None,
+            "workers": {rank: {"latest": rewards[-1], "mean10": statistics.fmean(rewards[-10:]), "episodes": len(rewards)}
+                        for rank, rewards in sorted(per_worker.items())},
+            "errors": len(self.errors),
+        }
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, in the order of ``elapsed``."""
@@ -78,16 +96,30 @@ class GifRecorder:
 
     :meth:`request` asks for the next episode that starts after the request; the GIF holds the frames
     the evaluator sends (every ``eval_frame_every``-th step) and is written in a background thread
-    when the episode ends (or at :data:`GIF_MAX_FRAMES`). ``on_saved(path)`` is called then.
+    when the episode ends (or at :data:`GIF_MAX_FRAMES`); its path is then appended to
+    :attr:`recordings` and ``say`` tells. :meth:`milestone` keeps the schedule of the automatic GIFs,
+    after ``snapshot_minutes`` of training and then at every doubling (30, 60, 120 ... minutes).
     """
 
-    def __init__(self, folder: Path, fps: float, on_saved: Callable[[Path], None]):
-        self.folder, self.fps, self.on_saved = folder, fps, on_saved
+    def __init__(self, folder: Path, fps: float, snapshot_minutes: float, say: Callable[[str], None]):
+        self.folder, self.fps, self.say = folder, fps, say
+        self.next_snapshot = snapshot_minutes
+        self.recordings: list[Path] = []            # GIFs written, oldest first
         self.pending: dict[str, Any] | None = None  # name, episode (None until known), frames
         self._writers: list[threading.Thread] = []
 
     def request(self, name: str) -> None:
         self.pending = {"name": name, "episode": None, "frames": []}
+        self.say(f"recording the evaluator's next episode as {name}.gif")
+
+    def milestone(self, elapsed: float) -> str | None:
+        """The name of the milestone GIF due after ``elapsed`` training seconds, if one is (and only
+        once: the schedule moves past ``elapsed``)."""
+        due = None
+        while self.next_snapshot and elapsed >= 60 * self.next_snapshot:
+            due = f"after-{self.next_snapshot:g}min"
+            self.next_snapshot *= 2
+        return due
 
     def __call__(self, record: dict[str, Any]) -> None:
         pending = self.pending
@@ -111,7 +143,8 @@ class GifRecorder:
 
     def _write(self, path: Path, frames: list[Any]) -> None:
         save_gif(path, frames, self.fps)
-        self.on_saved(path)
+        self.recordings.append(path)
+        self.say(f"saved {path} ({len(frames)} frames)")
 
     def close(self) -> str | None:
         """Wait for the GIFs being written; the name of a requested GIF whose episode did not finish."""

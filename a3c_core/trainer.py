@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
-import statistics
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import CheckpointError, RunFolder, load_checkpoint, load_weights, save_checkpoint, stored_config
-from .config import FIXED_ON_RESUME, A3CConfig
+from .config import A3CConfig
 from .envs import action_names, make_env
 from .evaluator import run_evaluator
 from .listeners import GifRecorder, History, MetricsFile
@@ -44,10 +43,6 @@ from .worker import run_worker
 
 #: Seconds a stop waits for processes to finish their update before terminating them.
 STOP_TIMEOUT = 15.0
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
 
 
 class Trainer:
@@ -72,14 +67,12 @@ class Trainer:
         self.history = History()
         self.latest_frame: dict[str, Any] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # yours: called with every record
-        self.recordings: list[Path] = []      # GIFs written by this trainer, oldest first
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
-        self._gifs = GifRecorder(self.run_dir / "gifs", (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every),
-                                 self._gif_saved)
+        fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)
+        self._gifs = GifRecorder(self.run_dir / "gifs", fps, config.snapshot_minutes, self._say)
         self._metrics = MetricsFile(self.run_dir / "metrics.jsonl")
         self._loggers: list[Any] = []
-        self._next_snapshot = config.snapshot_minutes  # training minutes of the next milestone GIF
         self._steps = mp.get_context("spawn").Value("q", 0)
         self._group: ProcessGroup | None = None
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
@@ -236,10 +229,9 @@ class Trainer:
             self._handle(record)
         if now - self._last_save >= 60 * self.config.checkpoint_minutes:
             self._save_or_say()
-        if self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
-            if self._gifs.pending is None:
-                self.record_next_episode(f"after-{self._next_snapshot:g}min")
-            self._skip_past_snapshots()
+        milestone = self._gifs.milestone(self.elapsed)
+        if milestone and self._gifs.pending is None:
+            self.record_next_episode(milestone)
         if failure:
             self.failure = failure
             self._say(f"the run failed and stops: {failure}")
@@ -272,16 +264,11 @@ class Trainer:
         if not self.config.eval_frame_every:
             raise RuntimeError("eval_frame_every is 0: the evaluator sends no frames to record")
         self._gifs.request(f"{name or 'record'}-{self.steps:012d}")
-        self._say(f"recording the evaluator's next episode as {self._gifs.pending['name']}.gif")
 
-    def _gif_saved(self, path: Path) -> None:
-        self.recordings.append(path)
-        self._say(f"saved {path}")
-
-    def _skip_past_snapshots(self) -> None:
-        """Move the next milestone (30, 60, 120 ... min) past the training time so far."""
-        while self._next_snapshot and self.elapsed >= 60 * self._next_snapshot:
-            self._next_snapshot *= 2
+    @property
+    def recordings(self) -> list[Path]:
+        """The GIFs this trainer wrote, oldest first."""
+        return self._gifs.recordings
 
     def gifs(self) -> list[Path]:
         """Every GIF in the run folder (this session's and earlier ones), oldest first."""
@@ -298,30 +285,12 @@ class Trainer:
     def status(self) -> dict[str, Any]:
         """A snapshot: state ("starting" until the workers' first steps, "running", "stopped"), steps,
         frames, frames/s, elapsed, episodes, rewards (latest and mean of 10), errors, the failure."""
-        evals = [e["score"] for e in self.history.evals]
-        per_worker: dict[int, list[float]] = {}
-        for episode in self.history.episodes:
-            per_worker.setdefault(episode["rank"], []).append(episode["reward"])
         state = "stopped" if not self.running else "starting" if self.steps == self._steps_at_start else "running"
-        return {
-            "state": state,
-            "running": self.running,
-            "steps": self.steps,
-            "frames": self.frames,
-            "steps_per_second": self.steps_per_second(),
-            "frames_per_second": self.steps_per_second() * self.frames_per_step,
-            "elapsed": self.elapsed,
-            "episodes": len(self.history.episodes),
-            "eval_episodes": len(evals),
-            "eval_latest": evals[-1] if evals else None,
-            "eval_mean10": _mean(evals[-10:]),
-            "workers": {rank: {"latest": rewards[-1], "mean10": _mean(rewards[-10:]), "episodes": len(rewards)}
-                        for rank, rewards in sorted(per_worker.items())},
-            "errors": len(self.history.errors),
-            "restarts": self.restarts,
-            "processes_alive": len(self.process_ids()),
-            "failure": self.failure,
-        }
+        return {"state": state, "running": self.running, "steps": self.steps, "frames": self.frames,
+                "steps_per_second": self.steps_per_second(),
+                "frames_per_second": self.steps_per_second() * self.frames_per_step, "elapsed": self.elapsed,
+                **self.history.summary(), "restarts": self.restarts, "processes_alive": len(self.process_ids()),
+                "failure": self.failure}
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -370,18 +339,13 @@ class Trainer:
 
         By default it keeps writing into the checkpoint's run folder. ``overrides`` change config fields
         (``workers=4``, ``lr=1e-4``, ``max_minutes=30`` ...: each takes effect); the game and the model's
-        shape (:data:`~a3c_core.config.FIXED_ON_RESUME`) cannot change: ``ValueError``.
+        shape cannot change (:meth:`A3CConfig.resumed`).
         """
         payload = load_checkpoint(path)
         if "optimizer" not in payload:
             raise CheckpointError(f"{path} is a play-only export (no optimizer state): play it with "
                                   f"checkpoint.load_model, or resume from a checkpoint in a run folder")
-        stored = stored_config(path, payload)
-        for name in FIXED_ON_RESUME:
-            if name in overrides and overrides[name] != getattr(stored, name):
-                raise ValueError(f"{name} cannot change when a run resumes (its model was built for "
-                                 f"{name}={getattr(stored, name)!r}): start a new run instead")
-        config = A3CConfig.from_dict({**stored.to_dict(), **overrides})
+        config = stored_config(path, payload).resumed(**overrides)
         path = Path(path)
         if run_dir is None:
             run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -398,5 +362,5 @@ class Trainer:
         trainer.history = History.from_dict(payload["history"])
         trainer.last_checkpoint = path
         trainer._rewrite_metrics = True
-        trainer._skip_past_snapshots()
+        trainer._gifs.milestone(trainer.elapsed)  # milestones already passed are not recorded again
         return trainer
