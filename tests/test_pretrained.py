@@ -55,6 +55,33 @@ def test_pretrained_space_invaders_agents_beat_random_play_at_the_games_own_scor
 
 
 AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
+#: Agents trained and judged under the field's protocol (sticky actions in training and evaluation).
+PROTOCOL_AGENTS = [name for name in AGENTS
+                   if json.loads((DATA / f"{name}.json").read_text())["config"].get("eval_sticky_action_prob") == 0.25]
+#: Seeds of the games played here: fresh (the record's final evaluation starts at FINAL_SEED = 10^9).
+TEST_SEED = 2_000_000_000
+
+
+@pytest.mark.parametrize("name", PROTOCOL_AGENTS)
+def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_the_final_evaluation(name):
+    from a3c_core.evaluator import FINAL_SEED, final_evaluation
+
+    model, config, _ = load_model(DATA / f"{name}.pt")
+    record = json.loads((DATA / f"{name}.json").read_text())["evaluation"]
+    assert record["episodes"] >= 30 and record["sticky_action_prob"] == 0.25 and record["seeds"][0] == FINAL_SEED
+    assert record["agent"]["ci95"][0] <= record["agent"]["mean"] <= record["agent"]["ci95"][1]
+    start = time.monotonic()
+    games = 5 if config.game == "pong" else 10
+    result = final_evaluation(model, config, episodes=games, first_seed=TEST_SEED, progress=False)
+    assert time.monotonic() - start < 300
+    if config.game == "pong":
+        assert result["agent"]["mean"] >= 15, result["agent"]["scores"]
+        assert record["agent"]["mean"] >= 15
+    else:  # clearly above random play, by a margin the recorded confidence intervals support
+        assert record["agent"]["ci95"][0] > record["random"]["ci95"][1]
+        agent, random = result["agent"], result["random"]
+        spread = ((agent["std"] ** 2 + random["std"] ** 2) / games) ** 0.5  # of the difference of the two means
+        assert agent["mean"] - random["mean"] > 2 * spread, (agent["scores"], random["scores"])
 
 
 def test_the_shipped_agents_are_all_there():
