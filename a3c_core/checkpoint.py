@@ -41,8 +41,9 @@ REQUIRED_KEYS = ("format", "config", "model", "counters", "history")
 
 
 def _from_format_1(payload: dict[str, Any]) -> dict[str, Any]:
-    """Format 1 (before 2026-11-26) had no input centring and evaluated on deterministic games."""
-    config = {"center_input": False, "eval_sticky_action_prob": 0.0, **payload["config"]}
+    """Format 1 (before 2026-11-26) had no input centring, no max-pooled frames and evaluated on
+    deterministic games."""
+    config = {"center_input": False, "eval_sticky_action_prob": 0.0, "max_pool_frames": False, **payload["config"]}
     return {**payload, "config": config, "format": FORMAT}
 
 

@@ -54,6 +54,11 @@ class A3CConfig:
         default=None,
         metadata={"help": "Space Invaders reward shaping (+0.1 per alien hit, -1 per life lost); "
                           "default: on for space_invaders, off otherwise"})
+    max_pool_frames: bool | None = field(
+        default=None,
+        metadata={"help": "show the model the pixel-wise max of the last two emulator frames of each step, so that "
+                          "objects drawn every other frame (Space Invaders' shots) are never invisible; default: on "
+                          "for space_invaders, off otherwise"})
     max_episode_steps: int = field(default=0, metadata={"help": "cut episodes after this many agent steps (0: the game's own end)"})
 
     # --- what the model sees ---
@@ -144,6 +149,13 @@ class A3CConfig:
         if self.shaped_rewards is None:
             return self.game == "space_invaders"
         return bool(self.shaped_rewards) and self.game == "space_invaders"
+
+    @property
+    def use_max_pool(self) -> bool:
+        """Whether observations are the max of the last two emulator frames (see ``max_pool_frames``)."""
+        if self.max_pool_frames is None:
+            return self.game == "space_invaders"
+        return bool(self.max_pool_frames) and self.game != "catch"
 
     @property
     def frames_per_step(self) -> int:

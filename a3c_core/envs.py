@@ -3,6 +3,7 @@
 ``make_env(config)`` stacks, from the inside out::
 
     ALE/Pong-v5 (or SpaceInvaders, or the Catch pixel game)   raw (210, 160, 3) uint8 frames
+    MaxAndSkipObservation      Space Invaders by default: the max of the last two of frame_skip frames
     TimeLimit                  only if config.max_episode_steps > 0
     RecordEpisodeStatistics    info["episode"] = the game's own score and length at episode end
     ShapedInvadersReward       Space Invaders only, on by default: +0.1 per alien hit, -1 per life lost
@@ -20,7 +21,8 @@ from typing import Any
 import ale_py
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import FrameStackObservation, RecordEpisodeStatistics, ReshapeObservation, TimeLimit
+from gymnasium.wrappers import (FrameStackObservation, MaxAndSkipObservation, RecordEpisodeStatistics,
+                                ReshapeObservation, TimeLimit)
 
 from . import games  # noqa: F401  (registers A3CLab/Catch-v0)
 from .config import A3CConfig
@@ -75,13 +77,17 @@ def make_env(config: A3CConfig, render_mode: str | None = None, rows: tuple[int,
     if config.game == "catch":
         env = gym.make(config.env_id, render_mode=render_mode)
     else:
+        # With max-pooling the emulator steps one frame at a time (sticky actions still decide at every
+        # frame, as inside ALE's own frame skip) and the wrapper repeats the action and keeps the max.
         env = gym.make(
             config.env_id,
-            frameskip=config.frame_skip,
+            frameskip=1 if config.use_max_pool else config.frame_skip,
             repeat_action_probability=config.sticky_action_prob,
             full_action_space=False,
             render_mode=render_mode,
         )
+        if config.use_max_pool:
+            env = MaxAndSkipObservation(env, skip=config.frame_skip)
     if config.max_episode_steps:
         env = TimeLimit(env, config.max_episode_steps)
     env = RecordEpisodeStatistics(env)

@@ -140,3 +140,22 @@ def test_shaping_on_the_real_space_invaders():
         terminated = terminated or truncated
     assert hits >= 1 and deaths == 3
     assert info["episode"]["r"] > 0  # the game's own score is still recorded, unshaped
+
+
+def test_space_invaders_sees_the_max_of_the_last_two_frames_of_each_step():
+    invaders = make_env(A3CConfig(game="space_invaders", sticky_action_prob=0.25))
+    assert invaders.unwrapped._frameskip == 1  # the wrapper skips, so that it can keep the max
+    assert invaders.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+    skip = invaders
+    while not isinstance(skip, gym.wrappers.MaxAndSkipObservation):
+        skip = skip.env
+    assert skip._skip == 4
+    pong = make_env(A3CConfig(game="pong")).unwrapped
+    assert pong._frameskip == 4  # Pong draws every object on every frame: one frame is enough
+    assert not A3CConfig(game="catch", max_pool_frames=True).use_max_pool
+    # agents trained before max-pooling existed keep seeing single frames
+    from a3c_core.checkpoint import MIGRATIONS
+    old = A3CConfig(game="space_invaders").to_dict()
+    del old["max_pool_frames"]
+    migrated = MIGRATIONS["a3c-lab/1"]({"format": "a3c-lab/1", "config": old})["config"]
+    assert not A3CConfig.from_dict(migrated).use_max_pool
