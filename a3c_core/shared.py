@@ -16,8 +16,6 @@ too, so all workers update one Adam. The update rule itself is ``torch.optim.Ada
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import nullcontext
-from typing import Any
 
 import torch
 from torch import nn
@@ -63,29 +61,3 @@ def copy_gradients(local_model: nn.Module, shared_model: nn.Module) -> None:
     for local, shared in zip(local_model.parameters(), shared_model.parameters()):
         shared.grad = local.grad
 
-
-# --- Two small demonstrations for notebook 03 ---------------------------------------------------
-# A process started with ``spawn`` finds the function it runs by importing it by name, so functions
-# that a notebook runs in child processes must live in a module: these are the notebook's two.
-
-def fill_in_child(data: Any, value: float) -> None:
-    """In a child process: write ``value`` into every element of ``data`` (a tensor or a numpy array).
-
-    A tensor sent to a child lives in shared memory, so the parent sees the change; a numpy array is
-    pickled, so the child changes its own copy and the parent sees nothing.
-    """
-    torch.as_tensor(data).fill_(value)
-
-
-def count_up(counter: torch.Tensor, times: int, start: Any, lock: Any = None) -> None:
-    """In a child process: add 1 to the shared ``counter[0]`` ``times`` times, as read, add, write.
-
-    ``start`` (a ``multiprocessing.Barrier``) lets several processes begin together. Without a
-    ``lock`` their reads and writes interleave and updates get lost (the hogwild race, exaggerated);
-    with a ``multiprocessing.Lock`` around each read-add-write, none are.
-    """
-    start.wait()
-    for _ in range(times):
-        with lock if lock is not None else nullcontext():
-            value = counter[0].item()
-            counter[0] = value + 1

@@ -4,6 +4,7 @@ import multiprocessing as mp
 
 import torch
 
+from a3c_core.demos import count_up, fill_in_child
 from a3c_core.model import ActorCritic
 from a3c_core.shared import SharedAdam, copy_gradients
 
@@ -89,3 +90,14 @@ def test_a_child_update_reaches_the_shared_model_and_other_processes_see_it():
     seen = results.get(timeout=60)
     reporter.join(60)
     assert seen == sum(p.double().sum().item() for p in shared.parameters())
+
+
+def test_count_up_counts_and_a_lock_never_loses_an_update():
+    """Notebook 03's demonstrations, in one process: every addition lands, nobody waits."""
+    counter = torch.zeros(2)
+    count_up(counter, 50, mp.Barrier(1), mp.Lock())
+    count_up(counter, 25, mp.Barrier(1))
+    assert counter.tolist() == [75.0, 0.0]  # 75 additions; alone, a process never finds the lock taken
+    data = torch.zeros(3)
+    fill_in_child(data, 7.0)
+    assert data.tolist() == [7.0, 7.0, 7.0]
