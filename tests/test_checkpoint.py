@@ -54,10 +54,22 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 
 def test_a_foreign_torch_file_and_a_missing_file(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="expected format 'a3c-lab/1'"):
+    with pytest.raises(CheckpointError, match="expected format 'a3c-lab/2'"):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_a_format_1_checkpoint_is_migrated_when_it_is_loaded(tmp_path):
+    from a3c_core.checkpoint import FORMAT
+    old = payload()
+    for name in ("center_input", "eval_sticky_action_prob", "max_pool_frames"):
+        del old["config"][name]
+    torch.save({**old, "format": "a3c-lab/1"}, tmp_path / "old.pt")
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    assert loaded["format"] == FORMAT
+    assert (loaded["config"]["center_input"], loaded["config"]["eval_sticky_action_prob"],
+            loaded["config"]["max_pool_frames"]) == (False, 0.0, False)
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path):
