@@ -502,7 +502,8 @@ def _loss_cases(term: str) -> Callable[[], Iterator[Case]]:
             yield {"args": (values, returns) if term == "value" else (log_probs, values, returns),
                    "rewards": rewards, "values": values, "log_probs": log_probs, "want": want,
                    "mean": (advantage ** 2).mean() if term == "value" else -(lp * advantage).mean(),
-                   "half": 0.5 * want, "abs": advantage.abs().sum(), "flipped": -want, "by_return": -(lp * returns).sum()}
+                   "half": 0.5 * want, "abs": advantage.abs().sum(), "flipped": -want,
+                   "by_return": -(lp * returns).sum()}
     return cases
 
 

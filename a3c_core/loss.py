@@ -1,7 +1,8 @@
 """The A3C loss of one rollout (notebook 04).
 
 A worker plays ``T <= rollout_steps`` steps and keeps, for each step t, the reward r_t, the value
-V(s_t), log pi(a_t|s_t) and the policy entropy H_t. Then, with R_T = V(s_T) (0 if the episode ended):
+V(s_t), log pi(a_t|s_t) and the policy entropy H_t. Then, with R_T = V(s_T) (0 if the game terminated;
+a time limit's cut still bootstraps from V(s_T), since the game could have gone on):
 
     n-step return      R_t = r_t + gamma * R_{t+1}
     advantage          A_t = R_t - V(s_t)                 (GAE(lambda) below; lambda = 1 gives this)
@@ -31,7 +32,8 @@ class LossTerms(NamedTuple):
 
 
 def n_step_returns(rewards: Sequence[float], bootstrap_value: float, gamma: float) -> torch.Tensor:
-    """``(T,)`` returns R_t = r_t + gamma R_{t+1}, with R_T = ``bootstrap_value`` (V(s_T), or 0 at episode end)."""
+    """``(T,)`` returns R_t = r_t + gamma R_{t+1}, with R_T = ``bootstrap_value`` (V(s_T), or 0 if the
+    game terminated)."""
     returns = torch.empty(len(rewards))
     running = float(bootstrap_value)
     for t in reversed(range(len(rewards))):
@@ -69,7 +71,7 @@ def a3c_loss(rewards: Sequence[float], values: torch.Tensor, log_probs: torch.Te
         values: ``(T,)`` V(s_t), with gradient.
         log_probs: ``(T,)`` log pi(a_t|s_t) of the actions taken, with gradient.
         entropies: ``(T,)`` policy entropies H_t, with gradient.
-        bootstrap_value: V(s_T) of the state after the last step, or 0 if the episode ended.
+        bootstrap_value: V(s_T) of the state after the last step, or 0 if the game terminated.
     """
     if not (len(rewards) == values.shape[0] == log_probs.shape[0] == entropies.shape[0]) or len(rewards) == 0:
         raise ValueError(f"a rollout needs T >= 1 rewards, values, log_probs and entropies of one length, got "
