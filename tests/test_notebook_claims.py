@@ -1,0 +1,178 @@
+"""The numbers that notebooks 00, 01 and 05-08 state in their prose, checked on their own smoke runs.
+
+Each test executes one notebook in smoke mode, as ``tests/test_notebooks.py`` does (same injected
+parameters, same kernel, cwd ``notebooks/``), then runs one more cell in the same kernel that prints
+the notebook's own variables as JSON, and checks them against what the text says. A claim that only
+a full run can show (a whole Pong game, 30 games of section 3 in notebook 08) is not checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters, kernel_dir  # noqa: F401  (fixture)
+
+#: Seconds one notebook may take here, smoke run and query together.
+TIMEOUT_S = 420
+
+
+def run_smoke(name: str, query: str, after_tag: str | None = None, insert: str = "",
+              parameters: dict | None = None) -> tuple[dict, str]:
+    """Execute notebook ``name`` in smoke mode (``parameters`` added to the smoke ones), optionally with
+    the code ``insert`` in a new cell right after the cell tagged ``after_tag``; then evaluate the
+    Python expression ``query`` in its kernel. Returns its value (sent back as JSON) and everything
+    the notebook printed."""
+    nb = inject_smoke_parameters(nbformat.read(NOTEBOOKS / name, as_version=4))
+    injected = next(cell for cell in nb.cells if "injected-parameters" in cell.metadata.get("tags", []))
+    injected.source += "".join(f"\n{key} = {value!r}" for key, value in (parameters or {}).items())
+    if after_tag:
+        index = next(i for i, cell in enumerate(nb.cells) if after_tag in cell.metadata.get("tags", []))
+        nb.cells.insert(index + 1, nbformat.v4.new_code_cell(insert))
+    nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint('CLAIMS=' + _json.dumps({query}))"))
+    start = time.perf_counter()
+    client = NotebookClient(nb, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(NOTEBOOKS)}},
+                            timeout_func=lambda cell: max(1, int(start + TIMEOUT_S - time.perf_counter())))
+    client.execute()
+    text = "".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for output in cell.outputs if output.output_type == "stream")
+    before, claims = text.rsplit("CLAIMS=", 1)
+    return json.loads(claims), before
+
+
+def test_00_uses_one_torch_thread_as_it_says_and_shows_raw_frames(kernel_dir: Path) -> None:
+    values, text = run_smoke("00_setup.ipynb", "{'threads': torch.get_num_threads(), "
+                             "'shapes': {g: list(f.shape) for g, f in frames.items()}}")
+    assert values["threads"] == 1
+    assert "torch uses 1 thread in this kernel" in text
+    assert values["shapes"] == {"pong": [210, 160, 3], "space_invaders": [210, 160, 3], "catch": [210, 160, 3]}
+
+
+def test_01_measures_the_rows_its_text_gives_and_each_crop_keeps_the_play(kernel_dir: Path) -> None:
+    query = ("{'spans': {g: {thing: preprocess.row_spans(measured[g], colour) for thing, colour in "
+             "preprocess.GAME_COLOURS[g].items()} for g in measured}, 'crops': preprocess.GAME_CROPS, "
+             "'activity': activity, 'state': list(state.shape), 'observation': list(observation.shape)}")
+    values, text = run_smoke("01_observations.ipynb", query)
+    pong, invaders = values["spans"]["pong"], values["spans"]["space_invaders"]
+    crops = {game: tuple(rows) for game, rows in values["crops"].items()}
+    # Pong: "the score is in rows 1..20 and the top wall in rows 24..33 ... the bottom wall starts at row 194"
+    assert pong["our paddle, our score"][0] == [1, 20] and pong["walls and ball"][0] == [24, 33]
+    assert pong["walls and ball"][-1] == [194, 209]
+    assert crops["pong"] == crops["catch"] == (35, 195)
+    # Space Invaders: "the score ... in rows 10..19; the six rows of aliens start at row 31; the cannon
+    # is in rows 185..194 and the ground from row 195"; rows 20..194 keep every alien row and the cannon
+    assert invaders["left score"][0] == [10, 19]
+    aliens = invaders["aliens"]
+    assert len(aliens) == 6 and aliens[0][0] == 31
+    assert [185, 194] in invaders["cannon, right score"] and invaders["ground"][0] == [195, 209]
+    top, bottom = crops["space_invaders"]
+    assert (top, bottom) == (20, 195)
+    assert 19 < top <= aliens[0][0] and aliens[-1][1] < 185 and 194 < bottom
+    assert aliens[0][0] < 35  # "Pong's crop, starting at row 35, would cut off the top of the first alien row"
+    # "The play happens between the two dashed lines": the kept rows change most
+    activity = values["activity"]
+    assert activity["kept"] > 5 * max(activity["above"], activity["below"]), activity
+    assert f"rows 0..34 change on average by {activity['above']:.2f}" in text
+    assert values["state"] == values["observation"] == [3, 160, 160]
+
+
+def test_05_every_cell_after_a_stop_press_works_and_the_resumed_run_continues_the_checkpoint(
+        kernel_dir: Path) -> None:
+    press_stop = ("from a3c_core.dashboard import _OPEN\n"
+                  "_OPEN[id(catch)].stop_button.click()  # a student presses Stop right after the start")
+    query = ("{'checkpoint': str(checkpoint), 'exists': checkpoint.exists(), 'last': str(catch.last_checkpoint), "
+             "'run_is_catch': run is catch, 'saved_steps': payload['counters']['steps'], "
+             "'saved_evals': payload['history']['evals'], 'resumed_evals': resumed.history.evals, "
+             "'resumed_steps': resumed.steps, 'resumed_state': resumed.status()['state'], 'pong': pong is None}")
+    values, text = run_smoke("05_training_live.ipynb", query, after_tag="catch-dashboard", insert=press_stop,
+                             parameters={"TRAIN_PONG": False})
+    assert values["pong"] and values["run_is_catch"]  # Pong is opt-in: Run All trains only Catch
+    assert values["exists"] and values["checkpoint"] == values["last"]  # stop() after Stop: the same checkpoint
+    # "The curve continues where it stopped instead of starting over"
+    assert f"resuming at {values['saved_steps']:,} steps" in text
+    assert values["resumed_steps"] >= values["saved_steps"]
+    saved = values["saved_evals"]
+    assert values["resumed_evals"][:len(saved)] == saved
+    assert values["resumed_state"] == "stopped"  # the last cell leaves no run behind
+    assert "Traceback" not in text and "TypeError" not in text
+
+
+def test_06_reads_its_own_game_and_your_checkpoint_of_the_game_it_names(kernel_dir: Path) -> None:
+    query = ("{'sums': probs.sum(axis=1).tolist(), 'zoom': [int(zoom[0]), int(zoom[-1])], 'T': len(actions), "
+             "'scored': scored.tolist(), 'names': names, 'found': [str(p) for p in found], "
+             "'picked': my_config.game if found else None, 'MY_GAME': MY_GAME, 'ZOOM_STEPS': ZOOM_STEPS}")
+    values, text = run_smoke("06_watching_an_agent.ipynb", query)
+    assert values["names"] == ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
+    assert all(abs(total - 1) < 1e-4 for total in values["sums"])  # a probability per action, stacked to 1
+    first, last = values["zoom"]
+    assert last - first + 1 <= values["ZOOM_STEPS"]  # the stacked plot shows a readable window ...
+    assert last == (values["scored"][0] if values["scored"] else values["T"] - 1)  # ... up to the first point
+    line = next(line for line in text.splitlines() if line.startswith("how often each action was chosen"))
+    assert "np." not in line and "{'NOOP': " in line  # plain numbers, not NumPy reprs
+    # "the newest checkpoint of your runs of MY_GAME": never a run of another game
+    assert all(Path(path).parts[1].startswith(values["MY_GAME"] + "-") for path in values["found"])
+    assert values["picked"] in (None, values["MY_GAME"])
+
+
+def test_07_the_shaped_reward_is_what_the_text_says_and_the_agent_sees_its_own_crop(kernel_dir: Path) -> None:
+    query = ("{'raw': raw.tolist(), 'shaped': shaped.tolist(), 'lives': lives.tolist(), "
+             "'legend': [t.get_text() for t in axes[2].get_legend().get_texts()], "
+             "'agent_rows': list(agent_env.get_wrapper_attr('rows')), "
+             "'new_rows': list(new_crop_env.get_wrapper_attr('rows')), 'own': own is not None, "
+             "'returns_raw': [float(returns_raw.min()), float(returns_raw.max()), float(returns_raw.std())], "
+             "'returns_shaped': [float(returns_shaped.min()), float(returns_shaped.max()), float(returns_shaped.std())]}")
+    values, text = run_smoke("07_space_invaders.ipynb", query)
+    raw, shaped, lives = values["raw"], values["shaped"], values["lives"]
+    # "+0.1 per alien destroyed, -1 per life lost"; "The game score only goes up"
+    for t, (points, reward) in enumerate(zip(raw, shaped)):
+        assert reward == pytest.approx(0.1 * (points > 0) - (lives[t] - lives[t + 1]))
+    assert min(raw) >= 0
+    assert values["legend"] == ["game score (raw points)", "shaped return"]  # both lines of the twin axes
+    line = next(line for line in text.splitlines() if line.startswith("points per hit"))
+    assert "np." not in line
+    # "the targets R_t are in the tens ... The shaped targets stay within about +-2"; "many times" the spread
+    (raw_min, raw_max, raw_std), (shaped_min, shaped_max, shaped_std) = values["returns_raw"], values["returns_shaped"]
+    assert raw_min >= 0 and raw_max >= 10 and -2 <= shaped_min and shaped_max <= 2
+    assert raw_std > 10 * shaped_std
+    assert values["agent_rows"] == [35, 195] and values["new_rows"] == [20, 195]
+    assert values["own"]  # the smoke run covers the opt-in training too
+
+
+def test_08_the_model_table_the_reference_numbers_and_the_progress_of_its_games(kernel_dir: Path) -> None:
+    query = ("{'rows': [[p, f, first, total] for p, f, _, first, _, _, total in rows], "
+             "'moved': [float(y0), float(x0)] != [float(y1), float(x1)], "
+             "'progress': [progress.n, progress.total, len(agents), GAMES], "
+             "'reach': {label: {str(level): None if (i := first_reach(c, level)) is None else "
+             "[float(c['frames'][i]) / 1e6, float(c['minutes'][i])] for level in (-10, 0, 10)} for label, c in curves.items()}, "
+             "'best': {label: float(c['mean10'].max()) for label, c in curves.items()}, 'own': list(own_curves)}")
+    values, text = run_smoke("08_one_frame_or_four.ipynb", query)
+    table = {(preset, frames): (first, total) for preset, frames, first, total in values["rows"]}
+    assert table["seed", 1][0] == "Conv2d(3, 8)" and table["seed", 4][0] == "Conv2d(12, 16)"
+    assert table["fast", 4][0] == "Conv2d(4, 16)"
+    for preset in ("seed", "fast"):  # "The 4-frame model is less than 1 % larger"
+        assert table[preset, 1][1] < table[preset, 4][1] < 1.01 * table[preset, 1][1]
+    assert values["moved"]  # section 1: the ball is in two places one step apart
+    done, total, agents, games = values["progress"]
+    assert done == total == agents * 2 * games and agents == 5
+    reach, best = values["reach"], values["best"]
+
+    def frames_at(label: str, level: int) -> float:
+        """Millions of frames at which the mean of 10 first reached ``level``, as the text rounds them."""
+        return round(reach[label][str(level)][0], 1)
+
+    # section 4's text, from the mean of 10 games
+    assert frames_at("fast, 4 frames", -10) == 5.0
+    assert [frames_at("fast, 1 frame, seed 1", -10), frames_at("fast, 1 frame, seed 0", -10)] == [2.7, 3.3]
+    assert reach["fast, 4 frames"]["10"] is None
+    assert [frames_at("seed, 4 frames", -10), frames_at("seed, 4 frames", 0)] == [1.7, 2.5]
+    assert [frames_at("seed, 1 frame", -10), frames_at("seed, 1 frame", 0)] == [2.0, 2.7]
+    assert best["seed, 4 frames"] < 5
+    assert frames_at("seed, 1 frame", 10) == 3.1 and round(reach["seed, 1 frame"]["10"][1]) == 24
+    assert max(frames_at(label, -10) for label in reach if label.startswith("seed")) < \
+        min(frames_at(label, -10) for label in reach if label.startswith("fast"))  # seed broke out sooner
+    assert values["own"] == ["yours, 1 frame", "yours, 4 frames"]  # the smoke run covers the opt-in runs
