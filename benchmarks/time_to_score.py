@@ -46,17 +46,24 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results", help="folder for the CSV and the plot")
     parser.add_argument("--ceiling-seconds", type=float, default=15.0,
                         help="seconds of the single-process ceiling measured before training (0: skip it)")
+    parser.add_argument("--resume", metavar="CHECKPOINT",
+                        help="continue a run of this script from one of its checkpoints (in another session, with "
+                             "new limits: --max-steps, --max-minutes); the curve and milestones cover the whole run")
     add_config_options(parser)
     args = parser.parse_args()
-    overrides = {"eval_steps_per_second": 120.0, "max_minutes": 30.0, **config_overrides(args)}
-    config = A3CConfig.preset(args.preset, **overrides)
-    frames = f"-stack{config.frame_stack}" if config.frame_stack > 1 else ""
-    name = f"{config.game}-{args.preset}{frames}-w{config.workers}-seed{config.seed}"
+    if args.resume:
+        trainer = Trainer.from_checkpoint(args.resume, **config_overrides(args))
+        config, name = trainer.config, trainer.run_dir.name.removeprefix("bench-").rsplit("-", 2)[0]
+    else:
+        overrides = {"eval_steps_per_second": 120.0, "max_minutes": 30.0, **config_overrides(args)}
+        config = A3CConfig.preset(args.preset, **overrides)
+        frames = f"-stack{config.frame_stack}" if config.frame_stack > 1 else ""
+        name = f"{config.game}-{args.preset}{frames}-w{config.workers}-seed{config.seed}"
+        trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     ceiling = single_process_ceiling(config, args.ceiling_seconds) if args.ceiling_seconds > 0 else None
-    trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with trainer:
         try:
             while trainer.running and first_reach(curve_from_evals(trainer.history.evals, 1), args.target) is None:
@@ -90,7 +97,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores, {platform.machine()}"
     command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
     print("\nrow for benchmarks/README.md (steps / minutes at each milestone):")
-    print(f"| {time.strftime('%Y-%m-%d')} | {config.game} | {args.preset} | {config.seed} | {machine} | "
+    print(f"| {time.strftime('%Y-%m-%d')} | {config.game} | {name.split('-')[1]} | {config.seed} | {machine} | "
           + " | ".join(cells) + f" | `{command}` |")
     print(f"curve: {out / (name + '.csv')}, plot: {out / (name + '.png')}")
 

@@ -28,6 +28,17 @@ def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):
     share = [line for line in result.stdout.splitlines() if line.startswith("throughput: ")]
     assert share and "% of min(workers, cores) x the single-process ceiling" in share[0]
 
+    # another session continues the run from its checkpoint: the curve covers the whole run
+    checkpoint = sorted((tmp_path / "runs").glob("bench-catch-catch-w1-seed0-*/checkpoints/step-*.pt"))[-1]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "time_to_score.py"), "--resume", str(checkpoint),
+         "--max-steps", "5000", "--target", "99", "--milestones", "-5", "--ceiling-seconds", "0",
+         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed = read_curve(tmp_path / "out" / "catch-catch-w1-seed0.csv")
+    assert len(resumed["score"]) > len(curve["score"]) and resumed["steps"][-1] > 4000
+    assert resumed["steps"][: len(curve["steps"])].tolist() == curve["steps"].tolist()
+
 
 def test_throughput_measures_the_ceiling_independent_loops_and_workers_with_their_cpu_shares(tmp_path):
     result = subprocess.run(
