@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, export_agent, load_model
 from .config import PRESETS, A3CConfig
 from .envs import make_env
-from .evaluator import FINAL_SEED, final_evaluation, play_episode
+from .evaluator import FINAL_SEED, evaluation_config, final_evaluation, play_episode
 from .plots import save_gif
 from .trainer import Trainer
 
@@ -72,13 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = commands.add_parser("play", help="play greedy episodes with a checkpoint's model")
     play.add_argument("checkpoint", help="a run's checkpoint or an exported agent (.pt)")
-    play.add_argument("--episodes", type=int, default=3, help="how many games to play (default 3)")
+    play.add_argument("--episodes", type=int, default=1, help="how many games to play (default 1)")
     play.add_argument("--seed", type=int, default=0,
                       help="seed of the first game; game i uses seed + i (default 0)")
     play.add_argument("--gif", help="save the first episode as a GIF at this path")
     play.add_argument("--sticky-action-prob", type=float, metavar="P",
-                      help="play with this sticky-action probability instead of the training run's (0.25, "
-                           "ALE v5's default, makes each seed a different game)")
+                      help="sticky-action probability of the games (default: the evaluator's of the checkpoint's "
+                           "run, 0.25 under the field's protocol; 0 replays one deterministic game for every seed)")
     play.add_argument("--vs-random", action="store_true",
                       help="also play as many episodes with uniformly random actions, and compare")
 
@@ -132,15 +132,13 @@ def train(args: argparse.Namespace) -> int:
     config = trainer.config
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
+    trainer.say = lambda message: bar.write(message, file=sys.stderr)  # above the bar, never across it
     try:
         with trainer:  # leaving it stops the run, or waits for the stop at max_steps / max_minutes to save
             try:
                 while not trainer.wait(timeout=1.0):
-                    status = trainer.status()
-                    bar.update(status["steps"] - bar.n)
-                    evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
-                    bar.set_postfix_str(f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s "
-                                        f"| eval mean10 {evaluation} ({status['eval_episodes']} ep)")
+                    bar.set_postfix_str(progress_line(trainer.status(), config), refresh=False)
+                    bar.update(trainer.status()["steps"] - bar.n)
             except KeyboardInterrupt as interrupt:
                 for name in ("SIGINT", "SIGTERM", "SIGHUP"):
                     if hasattr(signal, name):
@@ -149,10 +147,40 @@ def train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/); last checkpoint: {trainer.last_checkpoint}")
+    if trainer.history.evals and not trainer.failure:
+        print(learning_summary(trainer))
     if trainer.failure:
         print(f"error: the run failed: {trainer.failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def progress_line(status: dict[str, Any], config: A3CConfig) -> str:
+    """What the progress bar shows beside the steps: state, frames, speed, the evaluator, time left."""
+    if status["state"] == "starting":
+        return "starting the workers ..."
+    evaluation = "-" if status["eval_mean10"] is None else f"{status['eval_mean10']:+.1f}"
+    line = (f"frames {status['frames']:,} | {status['frames_per_second']:,.0f} frames/s | "
+            f"eval mean10 {evaluation} ({status['eval_episodes']} games)")
+    if config.max_minutes:
+        line += f" | {max(0.0, config.max_minutes - status['elapsed'] / 60):.1f} min left"
+    return line
+
+
+def learning_summary(trainer: Trainer, games: int = 10) -> str:
+    """One line: did the run learn? The evaluator's best and last mean of 10 against random play
+    (``games`` games on the final evaluation's seeds, with the evaluator's sticky actions)."""
+    torch.set_num_threads(1)
+    scores = [e["score"] for e in trainer.history.evals]
+    means = [sum(scores[max(0, i - 9):i + 1]) / len(scores[max(0, i - 9):i + 1]) for i in range(len(scores))]
+    best = max(range(len(means)), key=means.__getitem__)
+    env = make_env(evaluation_config(trainer.config))
+    random = [play_episode(None, env, seed=FINAL_SEED + i)["score"] for i in range(games)]
+    random_mean = sum(random) / games
+    verdict = "learned" if means[-1] > random_mean + 1 else "not learned yet"
+    return (f"{trainer.config.game}: {verdict}: evaluator mean of the last 10 games {means[-1]:+.1f} (best "
+            f"{means[best]:+.1f} at {trainer.history.evals[best]['steps']:,} steps), random play {random_mean:+.1f} "
+            f"over {games} games")
 
 
 def play(args: argparse.Namespace) -> int:
@@ -161,9 +189,8 @@ def play(args: argparse.Namespace) -> int:
     # (benchmarks/play_threads.py).
     torch.set_num_threads(1)
     model, config, _ = load_model(args.checkpoint)
-    if args.sticky_action_prob is not None:
-        config = dataclasses.replace(config, sticky_action_prob=args.sticky_action_prob)
-        config.validate()
+    sticky = config.eval_sticky_action_prob if args.sticky_action_prob is None else args.sticky_action_prob
+    config = config.replace(sticky_action_prob=sticky)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     env = make_env(config, render_mode="rgb_array")

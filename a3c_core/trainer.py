@@ -57,6 +57,7 @@ class Trainer:
     def __init__(self, config: A3CConfig, run_dir: str | Path | None = None, verbose: bool = True):
         config.validate()
         self.config, self.verbose = config, verbose
+        self.say: Callable[[str], None] | None = None  # where messages go when verbose (default: stderr)
         self.folder = RunFolder(run_dir) if run_dir else RunFolder.new(config.run_dir, config.game)
         self.run_dir = self.folder.path
         env = make_env(config)
@@ -250,8 +251,8 @@ class Trainer:
             record = {**record, "elapsed": self._elapsed_before + record["time"] - (self._started_at or record["time"])}
             if record["kind"] == "losses":
                 record["frames_per_second"] = self.steps_per_second() * self.frames_per_step
-            if record["kind"] == "error" and self.verbose:
-                print(f"[a3c] {record['source']} reported an error:\n{record['error']}", file=sys.stderr)
+            if record["kind"] == "error":
+                self._say(f"{record['source']} reported an error:\n{record['error']}")
         for listener in (self.history, self._metrics, self._gifs, *self._loggers, *self.listeners):
             listener(record)
 
@@ -298,7 +299,7 @@ class Trainer:
 
     def _say(self, message: str) -> None:
         if self.verbose:
-            print(f"[a3c] {message}", file=sys.stderr)
+            (self.say or (lambda line: print(line, file=sys.stderr)))(f"[a3c] {message}")
 
     # -------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path | None = None) -> Path:
