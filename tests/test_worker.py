@@ -13,20 +13,12 @@ import torch
 
 from a3c_core import A3CConfig, ActorCritic, make_env, worker
 from a3c_core.shared import SharedAdam
+from test_pretrained import one_torch_thread  # noqa: F401 (autouse: one torch thread, as in a worker)
 
 #: Catch, small and quick: 5 balls of 9 steps each, so with 30-step rollouts some rollouts end an
 #: episode and some do not.
 CONFIG = A3CConfig.preset("catch", height=40, width=40, hidden_size=16)
 EPISODE_LENGTH = 45
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread, as in a worker process (and quicker for these small tensors on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_train_loop(config: A3CConfig, max_steps: int) -> tuple[ActorCritic, int, list[dict]]:
