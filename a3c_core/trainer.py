@@ -57,6 +57,7 @@ class Trainer:
     def __init__(self, config: A3CConfig, run_dir: str | Path | None = None, verbose: bool = True):
         config.validate()
         self.config, self.verbose = config, verbose
+        self._built_for = config.replace()  # the config the model was built for (game, shape)
         self.say: Callable[[str], None] | None = None  # where messages go when verbose (default: stderr)
         self.folder = RunFolder(run_dir) if run_dir else RunFolder.new(config.run_dir, config.game)
         self.run_dir = self.folder.path
@@ -118,7 +119,9 @@ class Trainer:
             if self.running:
                 self._say("already running: start() did nothing")
                 return self
-            self.config.validate()
+            self._built_for.resumed(**self.config.to_dict())  # validates; the game and the shape cannot change
+            for group in self.optimizer.param_groups:  # a learning rate changed since (or on resume) takes effect
+                group["lr"] = self.config.lr
             self.folder.lock()
             try:
                 self.folder.write_config(self.config)
@@ -356,8 +359,6 @@ class Trainer:
             trainer.optimizer.load_state_dict(payload["optimizer"])
         except (ValueError, KeyError, RuntimeError) as error:
             raise CheckpointError(f"{path}: its optimizer state does not fit the model: {error}") from error
-        for group in trainer.optimizer.param_groups:  # the config's rate, not the one saved with Adam's state
-            group["lr"] = config.lr
         trainer._steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
         trainer.history = History.from_dict(payload["history"])

@@ -98,8 +98,16 @@ def saved_run(tmp_path: Path, **overrides) -> tuple[Trainer, Path]:
 def test_resume_applies_a_new_learning_rate_and_refuses_a_new_game_or_model_shape(tmp_path: Path) -> None:
     _, checkpoint = saved_run(tmp_path)
     resumed = Trainer.from_checkpoint(checkpoint, verbose=False, lr=1e-5, workers=2)
-    assert [group["lr"] for group in resumed.optimizer.param_groups] == [1e-5]
     assert resumed.config.lr == 1e-5 and resumed.config.workers == 2
+    resumed.config.hidden_size = 64  # a change after construction is checked at start, before any process
+    with pytest.raises(ValueError, match="hidden_size cannot change"):
+        resumed.start()
+    resumed.config.hidden_size = 256
+    resumed.start()
+    try:  # the children train with the optimizer's rate: the one given on resume, not the one saved
+        assert [group["lr"] for group in resumed.optimizer.param_groups] == [1e-5]
+    finally:
+        resumed.stop(save=False)
     for field, value in [("game", "pong"), ("hidden_size", 64), ("grayscale", False), ("frame_stack", 4)]:
         with pytest.raises(ValueError, match=f"{field} cannot change when a run resumes"):
             Trainer.from_checkpoint(checkpoint, verbose=False, **{field: value})
