@@ -56,6 +56,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if kind in (bool, bool | None):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
+            kind = int if kind == (int | None) else kind  # "not given" is the option's own None
             group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=help_text)
 
 

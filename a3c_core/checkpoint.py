@@ -41,9 +41,10 @@ REQUIRED_KEYS = ("format", "config", "model", "counters", "history")
 
 
 def _from_format_1(payload: dict[str, Any]) -> dict[str, Any]:
-    """Format 1 (before 2026-11-26) had no input centring, no max-pooled frames and evaluated on
-    deterministic games."""
-    config = {"center_input": False, "eval_sticky_action_prob": 0.0, "max_pool_frames": False, **payload["config"]}
+    """Format 1 (before 2026-11-26) had no input centring, no max-pooled frames, cropped every game to
+    rows 35..194 and evaluated on deterministic games."""
+    config = {"center_input": False, "eval_sticky_action_prob": 0.0, "max_pool_frames": False,
+              "crop_top": 35, "crop_bottom": 195, **payload["config"]}
     return {**payload, "config": config, "format": FORMAT}
 
 

@@ -27,6 +27,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from .preprocess import GAME_CROPS
+
 #: Short game names and the Gymnasium ids they build (``catch`` is this package's pixel game).
 GAMES: dict[str, str] = {
     "pong": "ALE/Pong-v5",
@@ -62,6 +64,12 @@ class A3CConfig:
     max_episode_steps: int = field(default=0, metadata={"help": "cut episodes after this many agent steps (0: the game's own end)"})
 
     # --- what the model sees ---
+    crop_top: int | None = field(
+        default=None,
+        metadata={"help": "first row of the 210-row frame that the model sees (default: the game's, "
+                          "preprocess.GAME_CROPS: Pong 35, Space Invaders 20)"})
+    crop_bottom: int | None = field(
+        default=None, metadata={"help": "the row after the last one the model sees (default: the game's, 195)"})
     height: int = field(default=160, metadata={"help": "height of the resized state in pixels"})
     width: int = field(default=160, metadata={"help": "width of the resized state in pixels"})
     grayscale: bool = field(default=False, metadata={"help": "one channel per frame instead of three"})
@@ -119,6 +127,11 @@ class A3CConfig:
                 raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value!r}")
         if self.game not in GAMES:
             raise ValueError(f"game={self.game!r} is not supported; choose one of: {', '.join(GAMES)}")
+        if (self.crop_top is None) != (self.crop_bottom is None):
+            raise ValueError("crop_top and crop_bottom are set together (or both left to the game's default)")
+        if self.crop_top is not None and not 0 <= self.crop_top < self.crop_bottom - 15 <= 210 - 15:
+            raise ValueError(f"crop rows must satisfy 0 <= crop_top < crop_bottom <= 210 and keep 16 rows at least, "
+                             f"got {self.crop_top}..{self.crop_bottom}")
         if self.frame_stack not in (1, 4):
             raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
         for name in ("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"):
@@ -149,6 +162,13 @@ class A3CConfig:
         if self.shaped_rewards is None:
             return self.game == "space_invaders"
         return bool(self.shaped_rewards) and self.game == "space_invaders"
+
+    @property
+    def crop_rows(self) -> tuple[int, int]:
+        """The rows ``(top, bottom)`` the model sees: ``crop_top``/``crop_bottom``, or the game's own."""
+        if self.crop_top is None:
+            return GAME_CROPS[self.game]
+        return (self.crop_top, self.crop_bottom)
 
     @property
     def use_max_pool(self) -> bool:
@@ -220,6 +240,10 @@ LIMITS: dict[str, tuple[int, int]] = {
 
 def _check_type(name: str, value: Any, kind: Any) -> None:
     """``ValueError`` naming ``name`` unless ``value`` fits ``kind`` (floats must also be finite)."""
+    if kind == (int | None):
+        if value is None:
+            return
+        kind = int
     if kind is bool or kind == (bool | None):
         ok = isinstance(value, bool) or (value is None and kind != bool)
         expected = "True or False" + (" (or None: the game's default)" if kind != bool else "")

@@ -35,7 +35,7 @@ import ipywidgets as widgets
 
 from .curves import read_curve
 from .plots import figure_png, image_png, reward_figure, state_image
-from .preprocess import GAME_CROPS, preprocess
+from .preprocess import preprocess
 from .trainer import Trainer
 
 #: Seconds between two refreshes of the game frame (about 4 per second).
@@ -243,7 +243,7 @@ class Dashboard:
         frame = record["frame"]
         if self.view.value == "state":
             config = self.trainer.config
-            state = preprocess(frame, config.height, config.width, config.grayscale, GAME_CROPS[config.game])
+            state = preprocess(frame, config.height, config.width, config.grayscale, config.crop_rows)
             image = state_image(state, config.grayscale)
         else:
             image = frame

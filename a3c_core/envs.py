@@ -26,7 +26,7 @@ from gymnasium.wrappers import (FrameStackObservation, MaxAndSkipObservation, Re
 
 from . import games  # noqa: F401  (registers A3CLab/Catch-v0)
 from .config import A3CConfig
-from .preprocess import GAME_CROPS, PreprocessObservation
+from .preprocess import PreprocessObservation
 
 gym.register_envs(ale_py)
 # ALE prints its banner ("A.L.E: Arcade Learning Environment ... [Powered by Stella]") on stderr each
@@ -71,8 +71,9 @@ def make_env(config: A3CConfig, render_mode: str | None = None, rows: tuple[int,
     Observations are ``config.state_shape`` = ``(C, H, W)`` float32 in 0..1; seed it with the first
     ``env.reset(seed=...)``. ``render_mode="rgb_array"`` lets ``env.render()`` return the raw frame.
     ``frame_skip`` and ``sticky_action_prob`` apply to the Atari games; Catch has neither.
-    ``rows`` is the crop ``(top, bottom)``, by default the game's :data:`GAME_CROPS` entry; the
-    Space Invaders agents shipped before that entry changed saw rows ``(35, 195)`` (notebook 07).
+    ``rows`` is the crop ``(top, bottom)``, by default the config's (:attr:`A3CConfig.crop_rows`: the
+    game's :data:`GAME_CROPS` entry unless the config names rows; agents saved before crops were per
+    game keep the rows 35..194 they were trained on).
     """
     if config.game == "catch":
         env = gym.make(config.env_id, render_mode=render_mode)
@@ -93,7 +94,7 @@ def make_env(config: A3CConfig, render_mode: str | None = None, rows: tuple[int,
     env = RecordEpisodeStatistics(env)
     if config.use_shaped_rewards:
         env = ShapedInvadersReward(env)
-    env = PreprocessObservation(env, config.height, config.width, config.grayscale, rows or GAME_CROPS[config.game])
+    env = PreprocessObservation(env, config.height, config.width, config.grayscale, rows or config.crop_rows)
     if config.frame_stack > 1:
         env = FrameStackObservation(env, config.frame_stack, padding_type="reset")
         env = ReshapeObservation(env, config.state_shape)

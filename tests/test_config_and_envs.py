@@ -1,5 +1,7 @@
 """Config validation, the games make_env builds, and Space Invaders' reward shaping."""
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -159,3 +161,15 @@ def test_space_invaders_sees_the_max_of_the_last_two_frames_of_each_step():
     del old["max_pool_frames"]
     migrated = MIGRATIONS["a3c-lab/1"]({"format": "a3c-lab/1", "config": old})["config"]
     assert not A3CConfig.from_dict(migrated).use_max_pool
+
+
+def test_the_crop_is_the_games_unless_the_config_names_rows_and_old_agents_keep_theirs():
+    from a3c_core.checkpoint import load_model
+    from a3c_core.preprocess import GAME_CROPS
+    assert A3CConfig(game="space_invaders").crop_rows == GAME_CROPS["space_invaders"] == (20, 195)
+    assert A3CConfig(crop_top=30, crop_bottom=190).crop_rows == (30, 190)
+    for bad, message in [({"crop_top": 30}, "set together"), ({"crop_top": 100, "crop_bottom": 90}, "crop rows must")]:
+        with pytest.raises(ValueError, match=message):
+            A3CConfig(**bad)
+    _, config, _ = load_model(Path(__file__).resolve().parents[1] / "data" / "space-invaders-fast.pt")  # trained on rows 35..194 before crops were per game
+    assert config.crop_rows == (35, 195)
