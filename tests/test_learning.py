@@ -72,8 +72,9 @@ def test_one_worker_learns_catch_in_this_process_deterministically():
 
     Measured on the 2-core lab machine (the preset as it is, one torch thread, the greedy mean of
     the 10 games on EVAL_SEEDS every 50 updates): seed 1 reached +4.4 after 1,000 updates and +5.0
-    after 1,050 (23,625 steps); seed 2 +3.4 after 850 and +5.0 after 900; seed 0 stayed below -2
-    for 1,650 updates (37k steps), which is why the test uses seed 1. This test then scored +5.0 in
+    after 1,050 (23,625 steps), and stayed at +5.0 until the run ended at 1,900; seed 2 +3.4 after
+    850 and +5.0 after 900; seed 0 was still below -2 after 1,650 updates and had reached +3.6 at
+    best after 2,650 (60k steps), which is why the test uses seed 1. This test then scored +5.0 in
     all 10 games. Time: about 40 s of CPU (157 s of wall time at load 9).
     """
     config = A3CConfig.preset("catch", seed=SINGLE_SEED, max_steps=SINGLE_STEPS)
