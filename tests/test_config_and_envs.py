@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from a3c_core import A3CConfig, make_env
-from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward, action_names
+from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward
 
 
 @pytest.mark.parametrize("field, value, message", [

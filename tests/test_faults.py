@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from a3c_core import A3CConfig, Trainer
+from a3c_core import Trainer
 from a3c_core.checkpoint import CheckpointError, RunFolder, load_checkpoint, save_checkpoint
 from a3c_core.processes import MAX_CRASHES, ProcessGroup, send
 

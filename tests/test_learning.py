@@ -7,13 +7,15 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
 from a3c_core.evaluator import play_episode
 from a3c_core.shared import SharedAdam
 from a3c_core.worker import train_loop
-from test_pretrained import one_torch_thread  # noqa: F401 (autouse: one torch thread, as in a worker)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 # Mean over 5 greedy episodes: +2 means 7 of 10 balls caught, where a random paddle catches 1 in 4
 # (mean about -3; it never averages +2 over 5 episodes). Not +3: in one CI run the evaluator scored

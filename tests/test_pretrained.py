@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from a3c_core import make_env
 from a3c_core.checkpoint import load_model
@@ -16,13 +15,7 @@ from a3c_core.evaluator import play_episode
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Greedy play runs one state at a time; more threads only wait for each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1", "pong-seed"])

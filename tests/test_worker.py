@@ -13,7 +13,8 @@ import torch
 
 from a3c_core import A3CConfig, ActorCritic, make_env, worker
 from a3c_core.shared import SharedAdam
-from test_pretrained import one_torch_thread  # noqa: F401 (autouse: one torch thread, as in a worker)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 #: Catch, small and quick: 5 balls of 9 steps each, so with 30-step rollouts some rollouts end an
 #: episode and some do not.
