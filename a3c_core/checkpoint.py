@@ -111,6 +111,37 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def save_run(path: str | os.PathLike, config: A3CConfig, model: ActorCritic, optimizer: torch.optim.Optimizer,
+             counters: dict[str, float], history: dict[str, Any], action_names: list[str]) -> Path:
+    """A run's checkpoint: all that a resume needs. Weights that are not finite (a diverged run) are
+    never written over the good checkpoints before them: ``CheckpointError``."""
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise CheckpointError(f"the model's weights are not finite at step {counters['steps']:,} (the run diverged): "
+                              "not saved, the earlier checkpoints are the good ones")
+    return save_checkpoint(path, {"config": config.to_dict(), "model": model.state_dict(),
+                                  "optimizer": optimizer.state_dict(), "counters": counters, "history": history,
+                                  "action_names": action_names})
+
+
+def load_run(path: str | os.PathLike, **overrides: Any) -> tuple[A3CConfig, dict[str, Any]]:
+    """A run checkpoint's config with a resumed run's ``overrides`` (:meth:`A3CConfig.resumed`), and its payload."""
+    payload = load_checkpoint(path)
+    if "optimizer" not in payload:
+        raise CheckpointError(f"{path} is a play-only export (no optimizer state): play it with "
+                              f"checkpoint.load_model, or resume from a checkpoint in a run folder")
+    return stored_config(path, payload).resumed(**overrides), payload
+
+
+def restore_run(path: str | os.PathLike, payload: dict[str, Any], model: ActorCritic,
+                optimizer: torch.optim.Optimizer) -> None:
+    """Load a run checkpoint's weights and Adam state; what does not fit raises ``CheckpointError``."""
+    load_weights(model, path, payload["model"])
+    try:
+        optimizer.load_state_dict(payload["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: its optimizer state does not fit the model: {error}") from error
+
+
 def stored_config(path: str | os.PathLike, payload: dict[str, Any], **overrides: Any) -> A3CConfig:
     """The config a checkpoint was saved with (``overrides`` applied); a value that cannot work raises
     ``CheckpointError`` naming the file and the field."""

@@ -7,6 +7,8 @@ them (``listener(record)``), and may have a ``close()`` that the trainer calls w
 - :class:`MetricsFile`: every record but frames, one JSON line each, in ``metrics.jsonl``;
 - :class:`GifRecorder`: the evaluator's frames of a requested episode, written as a GIF;
 - the optional TensorBoard / W&B loggers of :mod:`a3c_core.loggers`.
+
+:class:`Listeners` is all of them as one listener: the trainer calls it with every record.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .loggers import open_loggers
 from .plots import save_gif
 
 #: Frames one GIF holds at most (80 s of play at the evaluator's default pace); longer episodes are cut.
@@ -153,3 +156,30 @@ class GifRecorder:
         self._writers.clear()
         unfinished, self.pending = self.pending, None
         return None if unfinished is None else unfinished["name"]
+
+
+class Listeners:
+    """The run's listeners as one: its :class:`History`, :class:`MetricsFile`, :class:`GifRecorder`, the
+    loggers (open while the run runs) and ``extra`` (anyone's: called with every record too)."""
+
+    def __init__(self, run_dir: Path, fps: float, snapshot_minutes: float, say: Callable[[str], None]):
+        self.history = History()
+        self.metrics = MetricsFile(run_dir / "metrics.jsonl")
+        self.gifs = GifRecorder(run_dir / "gifs", fps, snapshot_minutes, say)
+        self.loggers: list[Any] = []
+        self.extra: list[Callable[[dict[str, Any]], None]] = []
+
+    def open(self, run_dir: Path, frames_per_step: int, config: dict[str, Any]) -> None:
+        """Open the loggers installed here (:func:`a3c_core.loggers.open_loggers`)."""
+        self.loggers = open_loggers(run_dir, frames_per_step, config)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        for listener in (self.history, self.metrics, self.gifs, *self.loggers, *self.extra):
+            listener(record)
+
+    def close(self) -> str | None:
+        """Close the loggers and wait for the GIFs; the name of a requested GIF that did not finish."""
+        for logger in self.loggers:
+            logger.close()
+        self.loggers = []
+        return self.gifs.close()

@@ -28,14 +28,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
-from .checkpoint import CheckpointError, RunFolder, load_checkpoint, load_weights, save_checkpoint, stored_config
+from .checkpoint import CheckpointError, RunFolder, load_run, restore_run, save_run
 from .config import A3CConfig
 from .envs import action_names, make_env
 from .evaluator import run_evaluator
-from .listeners import GifRecorder, History, MetricsFile
-from .loggers import open_loggers
+from .listeners import History, Listeners
 from .model import ActorCritic
 from .processes import ProcessGroup
 from .shared import SharedAdam
@@ -66,15 +63,12 @@ class Trainer:
         env.close()
         self.model = ActorCritic.from_config(config, len(self.action_names)).share_memory()
         self.optimizer = SharedAdam(self.model.parameters(), lr=config.lr)
-        self.history = History()
+        fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)
+        self._listeners = Listeners(self.run_dir, fps, config.snapshot_minutes, self._say)
+        self.listeners = self._listeners.extra  # yours: called with every record
         self.latest_frame: dict[str, Any] | None = None
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # yours: called with every record
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
-        fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)
-        self._gifs = GifRecorder(self.run_dir / "gifs", fps, config.snapshot_minutes, self._say)
-        self._metrics = MetricsFile(self.run_dir / "metrics.jsonl")
-        self._loggers: list[Any] = []
         self._steps = mp.get_context("spawn").Value("q", 0)
         self._group: ProcessGroup | None = None
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
@@ -89,6 +83,15 @@ class Trainer:
         atexit.register(self._finish)
 
     # -------------------------------------------------------------------------------- life cycle
+    @property
+    def history(self) -> History:
+        """Everything reported so far: the evaluator's games, the workers' episodes, losses, errors."""
+        return self._listeners.history
+
+    @history.setter
+    def history(self, history: History) -> None:
+        self._listeners.history = history
+
     @property
     def running(self) -> bool:
         """True from ``start()`` until ``stop()`` has ended: processes joined and the checkpoint written."""
@@ -126,9 +129,9 @@ class Trainer:
             try:
                 self.folder.write_config(self.config)
                 if self._rewrite_metrics:  # a resumed run: what came after its checkpoint never happened
-                    self._metrics.rewrite(self.history)
+                    self._listeners.metrics.rewrite(self.history)
                     self._rewrite_metrics = False
-                self._loggers = open_loggers(self.run_dir, self.frames_per_step, self.config.to_dict())
+                self._listeners.open(self.run_dir, self.frames_per_step, self.config.to_dict())
             except BaseException:
                 self.folder.unlock()
                 raise
@@ -170,12 +173,9 @@ class Trainer:
             if stuck:
                 self._say(f"{', '.join(stuck)} did not stop within {STOP_TIMEOUT:.0f} s and was terminated")
             self._elapsed_before, self._started_at = self.elapsed, None
-            unfinished = self._gifs.close()
+            unfinished = self._listeners.close()
             if unfinished:
                 self._say(f"the evaluator's episode for {unfinished}.gif did not finish: not saved")
-            for logger in self._loggers:
-                logger.close()
-            self._loggers = []
             if save:
                 self._save_or_say()
         finally:
@@ -233,8 +233,8 @@ class Trainer:
             self._handle(record)
         if now - self._last_save >= 60 * self.config.checkpoint_minutes:
             self._save_or_say()
-        milestone = self._gifs.milestone(self.elapsed)
-        if milestone and self._gifs.pending is None:
+        milestone = self._listeners.gifs.milestone(self.elapsed)
+        if milestone and self._listeners.gifs.pending is None:
             self.record_next_episode(milestone)
         if failure:
             self.failure = failure
@@ -256,8 +256,7 @@ class Trainer:
                 record["frames_per_second"] = self.steps_per_second() * self.frames_per_step
             if record["kind"] == "error":
                 self._say(f"{record['source']} reported an error:\n{record['error']}")
-        for listener in (self.history, self._metrics, self._gifs, *self._loggers, *self.listeners):
-            listener(record)
+        self._listeners(record)
 
     # -------------------------------------------------------------------------------- GIFs
     def record_next_episode(self, name: str = "") -> None:
@@ -267,12 +266,12 @@ class Trainer:
             raise RuntimeError("the trainer is not running: start() it, then record the evaluator's next episode")
         if not self.config.eval_frame_every:
             raise RuntimeError("eval_frame_every is 0: the evaluator sends no frames to record")
-        self._gifs.request(f"{name or 'record'}-{self.steps:012d}")
+        self._listeners.gifs.request(f"{name or 'record'}-{self.steps:012d}")
 
     @property
     def recordings(self) -> list[Path]:
         """The GIFs this trainer wrote, oldest first."""
-        return self._gifs.recordings
+        return self._listeners.gifs.recordings
 
     def gifs(self) -> list[Path]:
         """Every GIF in the run folder (this session's and earlier ones), oldest first."""
@@ -310,24 +309,14 @@ class Trainer:
         ``keep_checkpoints``). Weights that are not finite are never saved: ``CheckpointError``."""
         with self._save_lock:
             steps = self.steps  # read once: the file's name and the count inside it agree
-            if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-                raise CheckpointError(f"the model's weights are not finite at step {steps:,} (the run diverged): "
-                                      f"not saved; the last good checkpoint is {self.last_checkpoint}")
-            default = path is None
-            path = self.folder.checkpoint_path(steps) if default else Path(path)
-            save_checkpoint(path, {
-                "config": self.config.to_dict(),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "counters": {"steps": steps, "elapsed": self.elapsed},
-                "history": self.history.to_dict(),
-                "action_names": self.action_names,
-            })
+            target = self.folder.checkpoint_path(steps) if path is None else Path(path)
+            save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},
+                     self.history.to_dict(), self.action_names)
             self._last_save = time.monotonic()
-            if default:
-                self.last_checkpoint = path
+            if path is None:
+                self.last_checkpoint = target
                 self.folder.rotate(self.config.keep_checkpoints)
-        return path
+        return target
 
     def _save_or_say(self) -> None:
         """A save from the run's own machinery (periodic, final): a failure is said, not raised."""
@@ -339,30 +328,20 @@ class Trainer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, run_dir: str | Path | None = None, verbose: bool = True,
                         **overrides: Any) -> "Trainer":
-        """A stopped trainer that continues where ``path`` left off (weights, Adam state, counters, history).
-
-        By default it keeps writing into the checkpoint's run folder. ``overrides`` change config fields
-        (``workers=4``, ``lr=1e-4``, ``max_minutes=30`` ...: each takes effect); the game and the model's
-        shape cannot change (:meth:`A3CConfig.resumed`).
-        """
-        payload = load_checkpoint(path)
-        if "optimizer" not in payload:
-            raise CheckpointError(f"{path} is a play-only export (no optimizer state): play it with "
-                                  f"checkpoint.load_model, or resume from a checkpoint in a run folder")
-        config = stored_config(path, payload).resumed(**overrides)
+        """A stopped trainer that continues where ``path`` left off (weights, Adam state, counters, history),
+        by default in the checkpoint's run folder. ``overrides`` change config fields (``workers=4``,
+        ``lr=1e-4``, ``max_minutes=30`` ...: each takes effect), except the game and the model's shape
+        (:meth:`A3CConfig.resumed`)."""
+        config, payload = load_run(path, **overrides)
         path = Path(path)
         if run_dir is None:
             run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         trainer = cls(config, run_dir=run_dir, verbose=verbose)
-        load_weights(trainer.model, path, payload["model"])
-        try:
-            trainer.optimizer.load_state_dict(payload["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as error:
-            raise CheckpointError(f"{path}: its optimizer state does not fit the model: {error}") from error
+        restore_run(path, payload, trainer.model, trainer.optimizer)
         trainer._steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
         trainer.history = History.from_dict(payload["history"])
         trainer.last_checkpoint = path
         trainer._rewrite_metrics = True
-        trainer._gifs.milestone(trainer.elapsed)  # milestones already passed are not recorded again
+        trainer._listeners.gifs.milestone(trainer.elapsed)  # milestones already passed are not recorded again
         return trainer
