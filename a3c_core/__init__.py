@@ -5,8 +5,9 @@
 ``preprocess``     crop / normalize / resize / channels-first (notebook 01)
 ``envs``           ``make_env``: Gymnasium + ale-py with the wrappers
 ``games``          Catch, a pixel game in the Atari frame format
-``model``          the conv-GRU actor-critic (notebook 02)
+``model``          the conv-GRU actor-critic; ``act`` picks actions and says what it thinks (notebook 02)
 ``shared``         ``SharedAdam`` and gradient copying (notebook 03)
+``demos``          notebook 03's small child-process demonstrations (not part of the algorithm)
 ``loss``           n-step returns, GAE, the A3C loss (notebook 04)
 ``worker``         one training process
 ``evaluator``      the greedy evaluation process; ``play_episode``; the final evaluation
