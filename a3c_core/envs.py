@@ -65,15 +65,14 @@ class ShapedInvadersReward(gym.Wrapper):
         return observation, shaped, terminated, truncated, info
 
 
-def make_env(config: A3CConfig, render_mode: str | None = None, rows: tuple[int, int] | None = None) -> gym.Env:
+def make_env(config: A3CConfig, render_mode: str | None = None) -> gym.Env:
     """The game of ``config`` with preprocessing (and shaping, stacking) applied.
 
     Observations are ``config.state_shape`` = ``(C, H, W)`` float32 in 0..1; seed it with the first
     ``env.reset(seed=...)``. ``render_mode="rgb_array"`` lets ``env.render()`` return the raw frame.
     ``frame_skip`` and ``sticky_action_prob`` apply to the Atari games; Catch has neither.
-    ``rows`` is the crop ``(top, bottom)``, by default the config's (:attr:`A3CConfig.crop_rows`: the
-    game's :data:`GAME_CROPS` entry unless the config names rows; agents saved before crops were per
-    game keep the rows 35..194 they were trained on).
+    The crop is the config's :attr:`~A3CConfig.crop_rows`: the game's ``GAME_CROPS`` entry unless the
+    config names rows (agents saved before crops were per game keep the rows 35..194 they were trained on).
     """
     if config.game == "catch":
         env = gym.make(config.env_id, render_mode=render_mode)
@@ -94,7 +93,7 @@ def make_env(config: A3CConfig, render_mode: str | None = None, rows: tuple[int,
     env = RecordEpisodeStatistics(env)
     if config.use_shaped_rewards:
         env = ShapedInvadersReward(env)
-    env = PreprocessObservation(env, config.height, config.width, config.grayscale, rows or config.crop_rows)
+    env = PreprocessObservation(env, config.height, config.width, config.grayscale, config.crop_rows)
     if config.frame_stack > 1:
         env = FrameStackObservation(env, config.frame_stack, padding_type="reset")
         env = ReshapeObservation(env, config.state_shape)
