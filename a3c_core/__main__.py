@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, export_agent, load_model
 from .config import PRESETS, A3CConfig
+from .curves import WINDOW, moving_average
 from .envs import make_env
 from .evaluator import FINAL_SEED, evaluation_config, final_evaluation, play_episode
 from .plots import save_gif
@@ -172,9 +173,8 @@ def learning_summary(trainer: Trainer, games: int = 10) -> str:
     """One line: did the run learn? The evaluator's best and last mean of 10 against random play
     (``games`` games on the final evaluation's seeds, with the evaluator's sticky actions)."""
     torch.set_num_threads(1)
-    scores = [e["score"] for e in trainer.history.evals]
-    means = [sum(scores[max(0, i - 9):i + 1]) / len(scores[max(0, i - 9):i + 1]) for i in range(len(scores))]
-    best = max(range(len(means)), key=means.__getitem__)
+    means = moving_average([e["score"] for e in trainer.history.evals], WINDOW)
+    best = int(means.argmax())
     env = make_env(evaluation_config(trainer.config))
     random = [play_episode(None, env, seed=FINAL_SEED + i)["score"] for i in range(games)]
     random_mean = sum(random) / games
