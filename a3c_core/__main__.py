@@ -132,20 +132,22 @@ def train(args: argparse.Namespace) -> int:
         run_dir = Path(config.run_dir) / args.name if args.name else None
         trainer = Trainer(config, run_dir=run_dir)
     config = trainer.config
+    trainer.start()  # before the progress bar: a run that cannot start says why in one line
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
     trainer.say = lambda message: bar.write(message, file=sys.stderr)  # above the bar, never across it
     try:
-        with trainer:  # leaving it stops the run, or waits for the stop at max_steps / max_minutes to save
-            try:
-                while not trainer.wait(timeout=1.0):
-                    bar.set_postfix_str(progress_line(trainer.status(), config), refresh=False)
-                    bar.update(trainer.status()["steps"] - bar.n)
-            except KeyboardInterrupt as interrupt:
-                for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-                    if hasattr(signal, name):
-                        signal.signal(getattr(signal, name), _already_stopping)
-                bar.write(f"{str(interrupt) or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
+        try:
+            while not trainer.wait(timeout=1.0):
+                bar.set_postfix_str(progress_line(trainer.status(), config), refresh=False)
+                bar.update(trainer.status()["steps"] - bar.n)
+        except KeyboardInterrupt as interrupt:
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                if hasattr(signal, name):
+                    signal.signal(getattr(signal, name), _already_stopping)
+            bar.write(f"{str(interrupt) or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
+        finally:
+            trainer.close()  # stops the run, or waits for the stop at max_steps / max_minutes and its save
     finally:
         bar.close()
     print(f"run folder: {trainer.run_dir} (metrics.jsonl, checkpoints/); last checkpoint: {trainer.last_checkpoint}")
@@ -268,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": train, "play": play, "evaluate": evaluate, "export": export}[args.subcommand](args)
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
+    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as error:
         parser.exit(2, f"error: {error}\n")
     except OSError as error:  # a file or folder the system refuses: its own words, and which one
         parser.exit(2, f"error: {error.strerror or error}{f': {error.filename}' if error.filename else ''}\n")

@@ -29,6 +29,8 @@ from typing import Any
 
 from .preprocess import GAME_CROPS
 
+#: Where the workers can run (:mod:`a3c_core.processes`, :mod:`a3c_core.ray_backend`).
+BACKENDS = ("local", "ray")
 #: Short game names and the Gymnasium ids they build (``catch`` is this package's pixel game).
 GAMES: dict[str, str] = {
     "pong": "ALE/Pong-v5",
@@ -112,6 +114,14 @@ class A3CConfig:
                                                           "folder (needs the wandb package)"})
     restart_crashed: bool = field(default=True, metadata={"help": "restart a worker process that crashed"})
     run_dir: str = field(default="runs", metadata={"help": "folder under which each run gets its own folder"})
+    backend: str = field(
+        default="local",
+        metadata={"help": "where the workers run: 'local' (processes sharing the model's memory on this machine) "
+                          "or 'ray' (Ray actors around a parameter server, on a Ray cluster; notebook 09)"})
+    ray_address: str = field(
+        default="",
+        metadata={"help": "the Ray cluster to join with backend 'ray', as HOST:PORT (empty: start a private Ray "
+                          "on this machine for the run)"})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,6 +142,8 @@ class A3CConfig:
         if self.crop_top is not None and not 0 <= self.crop_top < self.crop_bottom - 15 <= 210 - 15:
             raise ValueError(f"crop rows must satisfy 0 <= crop_top < crop_bottom <= 210 and keep 16 rows at least, "
                              f"got {self.crop_top}..{self.crop_bottom}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} is not supported; choose one of: {', '.join(BACKENDS)}")
         if self.frame_stack not in (1, 4):
             raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
         for name in ("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"):

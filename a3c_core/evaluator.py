@@ -145,8 +145,29 @@ def evaluation_config(config: A3CConfig) -> A3CConfig:
 
 
 def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop_event: Any, queue: Any) -> None:
-    """Play greedy episodes with the latest shared weights until ``stop_event`` is set or the parent dies."""
+    """Entry point of the evaluator process: :func:`evaluation_loop` on the shared model's weights."""
     setup_child_process()
+
+    def load_latest(model: ActorCritic) -> int:
+        model.load_state_dict(shared_model.state_dict())
+        return steps.value
+
+    try:
+        evaluation_loop(config, load_latest, lambda: steps.value,
+                        lambda t: not stop_event.is_set() and (t % 30 != 0 or parent_alive()), queue)
+    finally:
+        release_queue_if_orphaned(queue)
+
+
+def evaluation_loop(config: A3CConfig, load_latest: Callable[[ActorCritic], int], steps_now: Callable[[], int],
+                    go_on: Callable[[int], bool], queue: Any) -> None:
+    """Play greedy episodes with the latest weights until ``go_on`` says no.
+
+    How the weights arrive is the caller's: ``load_latest(model)`` loads the newest weights into
+    ``model`` and returns the agent steps they were trained for; ``steps_now()`` is the step count
+    of the moment; ``go_on(t)`` is asked after every step t of an episode and before each episode
+    (t = 0). Reports go to ``queue`` (anything with ``put_nowait``).
+    """
     try:
         env = make_env(evaluation_config(config), render_mode="rgb_array")
         model = ActorCritic.from_config(config, env.action_space.n).eval()
@@ -156,29 +177,27 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
         def on_step(t: int, action: int) -> bool:
             nonlocal next_step
             if config.eval_frame_every and t % config.eval_frame_every == 0:
-                send(queue, {"kind": "frame", "source": "evaluator", "steps": steps.value, "time": time.time(),
+                send(queue, {"kind": "frame", "source": "evaluator", "steps": steps_now(), "time": time.time(),
                              "episode": episode, "t": t, "frame": env.render(), "action": action})
             if pace:  # sleep to keep the pace; never try to catch up after a slow step
                 next_step = max(next_step + pace, time.monotonic())
                 time.sleep(max(0.0, next_step - time.monotonic()))
-            return not stop_event.is_set() and (t % 30 != 0 or parent_alive())
+            return go_on(t)
 
         # The first game's seed depends on the step count, so a resumed run plays new games; later
         # games go on from the environment's own random state.
-        seed: int | None = config.seed + EVAL_SEED_OFFSET + steps.value
-        while not stop_event.is_set() and parent_alive():
-            model.load_state_dict(shared_model.state_dict())
-            loaded_steps, loaded_time = steps.value, time.time()
+        seed: int | None = config.seed + EVAL_SEED_OFFSET + steps_now()
+        while go_on(0):
+            loaded_time = time.time()
+            loaded_steps = load_latest(model)
             result = play_episode(model, env, seed=seed, greedy=True, on_step=on_step)
             seed = None
             if result["finished"]:
                 send(queue, {"kind": "eval", "source": "evaluator", "steps": loaded_steps, "time": loaded_time,
-                             "end_steps": steps.value, "episode": episode, "reward": result["reward"],
+                             "end_steps": steps_now(), "episode": episode, "reward": result["reward"],
                              "score": result["score"], "length": result["length"]})
                 episode += 1
         env.close()
     except Exception:
         send(queue, {"kind": "error", "source": "evaluator", "time": time.time(), "error": traceback.format_exc()})
         raise
-    finally:
-        release_queue_if_orphaned(queue)

@@ -120,6 +120,10 @@ class ProcessGroup:
         child.queue._writer.close()
         self._children[child.name] = child
 
+    def sync(self) -> None:
+        """Nothing to copy: the trainer's model and optimizer *are* the shared ones the children update.
+        (The Ray backend's :meth:`~a3c_core.ray_backend.RayGroup.sync` copies its server's state.)"""
+
     def pids(self) -> dict[str, int]:
         """PIDs of the live children, by name."""
         return {name: c.process.pid for name, c in self._children.items() if c.process.is_alive()}

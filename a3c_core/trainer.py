@@ -70,7 +70,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
         self._steps = mp.get_context("spawn").Value("q", 0)
-        self._group: ProcessGroup | None = None
+        self._group: Any = None  # a ProcessGroup, or a RayGroup (backend 'ray')
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
         self._halt, self._stopped = threading.Event(), threading.Event()  # _stopped: clear from start() until stop() has saved
         self._stopped.set()
@@ -80,7 +80,7 @@ class Trainer:
         self._rate: deque[tuple[float, int]] = deque(maxlen=30)  # (time, steps) samples for steps/s
         self._last_save = 0.0
         self._rewrite_metrics = False
-        atexit.register(self._finish)
+        atexit.register(self.close)
 
     # -------------------------------------------------------------------------------- life cycle
     @property
@@ -135,22 +135,40 @@ class Trainer:
             except BaseException:
                 self.folder.unlock()
                 raise
-            self.failure = None
+            try:
+                group = self._start_group()
+            except BaseException:
+                self._listeners.close()
+                self.folder.unlock()
+                raise
+            self._group, self.failure = group, None
             self._halt.clear()
             self._stopped.clear()
             self._started_at, self._steps_at_start = time.time(), self.steps
             self._last_save = time.monotonic()
             self._rate.clear()
-            self._group = ProcessGroup(self.config.restart_crashed, self._say)
-            shared = (self.model, self.optimizer, self._steps)
-            self._group.start({**{f"worker {rank}": (run_worker, (rank, self.config, *shared))
-                                  for rank in range(self.config.workers)},
-                               "evaluator": (run_evaluator, (self.config, self.model, self._steps))})
             self._reader = threading.Thread(target=self._read_reports, name="a3c-reader", daemon=True)
             self._reader.start()
         self._say(f"started {self.config.workers} workers and the evaluator on {self.config.game} "
                   f"(run folder {self.run_dir})")
         return self
+
+    def _start_group(self) -> Any:
+        """The workers and the evaluator, on ``config.backend``: processes sharing the model's memory
+        here (:class:`ProcessGroup`), or Ray actors around a parameter server (notebook 09)."""
+        if self.config.backend == "ray":
+            try:
+                from .ray_backend import RayGroup  # Ray is an optional extra: imported only when asked for
+            except ImportError as error:
+                raise ImportError("backend 'ray' needs Ray: pip install -e \".[cluster]\" (or pip install ray)") from error
+            group = RayGroup(self.config, self._say)
+            group.start(self.model, self.optimizer, self._steps)
+            return group
+        group = ProcessGroup(self.config.restart_crashed, self._say)
+        shared = (self.model, self.optimizer, self._steps)
+        group.start({**{f"worker {rank}": (run_worker, (rank, self.config, *shared)) for rank in range(self.config.workers)},
+                     "evaluator": (run_evaluator, (self.config, self.model, self._steps))})
+        return group
 
     def stop(self, save: bool = True) -> Path | None:
         """Stop every process cooperatively (terminate after a timeout), then save a checkpoint.
@@ -196,10 +214,11 @@ class Trainer:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._finish()
+        self.close()
 
-    def _finish(self) -> None:
-        """Stop if running, unless a stop is under way (the reader's, in its own thread); then wait for it."""
+    def close(self) -> None:
+        """Stop if running, unless a stop is under way (the reader's, in its own thread); then wait for it
+        (and its checkpoint). What leaving a ``with trainer:`` block does."""
         if self.running and not self._halt.is_set():
             self.stop()
         self.wait(4 * STOP_TIMEOUT)
@@ -308,6 +327,8 @@ class Trainer:
         """Write a checkpoint (default ``checkpoints/step-<steps>.pt`` in the run folder, keeping the last
         ``keep_checkpoints``). Weights that are not finite are never saved: ``CheckpointError``."""
         with self._save_lock:
+            if self._group is not None:
+                self._group.sync()  # the Ray backend's state lives in its server: copy it here first
             steps = self.steps  # read once: the file's name and the count inside it agree
             target = self.folder.checkpoint_path(steps) if path is None else Path(path)
             save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},

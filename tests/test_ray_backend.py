@@ -1,0 +1,172 @@
+"""The Ray backend on a real 2-node Ray cluster simulated on this machine, on 127.0.0.1 only.
+
+The cluster is Ray's own test utility (``ray.cluster_utils.Cluster``): a head node and a second
+node, each a raylet with its own worker processes, both pinned to 127.0.0.1 (tests/conftest.py
+makes Ray take the loopback address as this machine's). Every Ray process it starts is stopped
+at the end of the module, and the module checks that none is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray", reason="the Ray backend's tests need the [cluster] extra: pip install -e '.[cluster]'")
+psutil = pytest.importorskip("psutil")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from a3c_core import A3CConfig, Trainer  # noqa: E402
+from a3c_core.checkpoint import load_run  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def ray_processes(session_dir: str) -> list[psutil.Process]:
+    """The live processes of the Ray session in ``session_dir``: its services, and the workers they started."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any(session_dir in part for part in process.info["cmdline"] or []):
+                found += [process, *process.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-node Ray cluster on 127.0.0.1 (2 CPUs each); yields its address ``127.0.0.1:PORT``."""
+    if ray.is_initialized():
+        ray.shutdown()
+    two_nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "node_ip_address": "127.0.0.1",
+                                                              "include_dashboard": False})
+    two_nodes.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    session_dir = two_nodes.head_node.get_session_dir_path()
+    try:
+        yield two_nodes.address
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        two_nodes.shutdown()
+        deadline = time.monotonic() + 30
+        while ray_processes(session_dir) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = ray_processes(session_dir)
+        for process in left:
+            process.kill()
+        assert not left, f"Ray processes left after the cluster's shutdown: {left}"
+
+
+def catch(tmp_path, address: str, **overrides) -> A3CConfig:
+    return A3CConfig.preset("catch", backend="ray", ray_address=address, run_dir=str(tmp_path),
+                            eval_steps_per_second=0, **overrides)
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_ray_backend_learns_catch_to_the_local_backends_bar(tmp_path, cluster, catch_learning):
+    """The same bar as the local backend's learning test (tests/test_learning.py)."""
+    learned = catch_learning(catch(tmp_path, cluster, max_minutes=5))
+    assert learned.last_checkpoint is not None and learned.failure is None
+    assert not ray.is_initialized()  # stop() left the cluster
+
+
+def test_workers_spread_over_both_nodes_and_no_actor_is_left_after_stop(tmp_path, cluster):
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
+    trainer.start()
+    wait_for(lambda: trainer.steps > 0, 120, "the first steps")
+    pids, nodes = trainer.process_ids(), trainer._group.nodes()
+    trainer.stop()
+    assert set(pids) == {"worker 0", "worker 1", "evaluator"}
+    assert nodes["worker 0"] != nodes["worker 1"], f"the workers should run on both nodes: {nodes}"
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                             for pid in pids.values()), 30, "the actors' processes to exit")
+    assert trainer.process_ids() == {} and not ray.is_initialized()
+
+
+def test_a_killed_worker_actor_is_restarted_and_training_goes_on(tmp_path, cluster):
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=3), verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.steps > 500, 120, "the first steps")
+        victim = trainer.process_ids()["worker 1"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: trainer.restarts == 1, 60, "the restart")
+        steps_then = trainer.steps
+        wait_for(lambda: trainer.steps > steps_then + 1000 and trainer.process_ids().get("worker 1") not in (None, victim),
+                 90, "steps after the restart, and worker 1 back in a new process")
+        errors = [e for e in trainer.history.errors if e["source"] == "worker 1"]
+        assert trainer.running and trainer.failure is None
+    assert len(errors) == 1 and "restarted" in errors[0]["error"]
+
+
+def test_resume_from_local_on_ray_and_back(tmp_path, cluster):
+    """A checkpoint moves between the backends both ways, with its weights, Adam's state and counters."""
+    local = Trainer(A3CConfig.preset("catch", run_dir=str(tmp_path), max_steps=2000, eval_steps_per_second=0),
+                    verbose=False)
+    with local:
+        local.wait(120)
+    first = local.last_checkpoint
+    _, saved = load_run(first)
+
+    on_ray = Trainer.from_checkpoint(first, verbose=False, backend="ray", ray_address=cluster, max_steps=4000)
+    adam_steps_before = next(iter(on_ray.optimizer.state.values()))["step"].item()
+    on_ray.start()
+    on_ray.wait(120)
+    second = on_ray.last_checkpoint
+    config, payload = load_run(second)
+    assert config.backend == "ray" and 4000 <= payload["counters"]["steps"] < 4000 + 200
+    state = payload["optimizer"]["state"][0]
+    assert state["step"].item() > adam_steps_before > 0  # Adam went on from the local run's moments
+    assert not torch.equal(payload["model"]["policy.weight"], saved["model"]["policy.weight"])
+    assert len(on_ray.history.evals) > len(local.history.evals)  # the history came along
+
+    back = Trainer.from_checkpoint(second, verbose=False, backend="local", max_steps=6000)
+    back.start()
+    back.wait(120)
+    _, third = load_run(back.last_checkpoint)
+    assert third["counters"]["steps"] >= 6000
+    assert third["optimizer"]["state"][0]["step"].item() > state["step"].item()
+
+
+def test_ray_clients_use_loopback_only(tmp_path, cluster):
+    """While a run trains on the cluster, every socket of its Ray processes is on 127.0.0.1."""
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.steps > 200, 120, "the first steps")
+        sockets = [(c.laddr, c.raddr) for p in psutil.process_iter() if p.name().startswith(("raylet", "gcs_server", "ray::"))
+                   for c in _connections(p) if c.family.name.startswith("AF_INET")]
+    assert sockets
+    outside = [s for s in sockets if not all(address.ip in ("127.0.0.1", "::ffff:127.0.0.1") for address in s if address)]
+    assert not outside, f"Ray sockets off the loopback: {outside}"
+
+
+def _connections(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="inet")
+    except psutil.Error:
+        return []
+
+
+def test_an_unreachable_cluster_is_one_sentence(tmp_path):
+    config = catch(tmp_path, "127.0.0.1:9")  # the discard port: nothing listens there
+    trainer = Trainer(config, verbose=False)
+    with pytest.raises(ConnectionError, match="cannot reach the Ray cluster at ray_address='127.0.0.1:9'"):
+        trainer.start()
+    assert not trainer.running and not ray.is_initialized()
+    result = subprocess.run([sys.executable, "-m", "a3c_core", "train", "--preset", "catch", "--backend", "ray",
+                             "--ray-address", "127.0.0.1:9", "--run-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at ray_address=")
+    assert "Traceback" not in result.stderr
