@@ -1,6 +1,9 @@
 """Fixtures that several test files share."""
 
+import json
 import os
+import sys
+from pathlib import Path
 
 # Every Ray the tests start (tests/test_ray_backend.py) binds to and connects through 127.0.0.1 only:
 # this switch makes Ray take the loopback address as this machine's own (set before Ray is imported).
@@ -74,3 +77,20 @@ def catch_learning():
         return trainer
 
     return learn
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kernel spec that runs this interpreter (so the notebooks see this environment's packages),
+    visible through ``JUPYTER_PATH`` while this module's tests run."""
+    from test_notebooks import KERNEL_NAME
+
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "a3c-lab tests", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(root))
+        yield root

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
+from a3c_core import A3CConfig, ActorCritic, make_env
 from a3c_core.evaluator import play_episode
 from a3c_core.shared import SharedAdam
 from a3c_core.worker import train_loop

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters, kernel_dir  # noqa: F401  (fixture)
+from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters
 
 #: Seconds one notebook may take here, smoke run and query together.
 TIMEOUT_S = 420

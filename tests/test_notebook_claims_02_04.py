@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters, kernel_dir  # noqa: F401 (a fixture)
+from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters
 
 MARKER = "CLAIMS:"
 #: Seconds each notebook's smoke run may take, claims included.

@@ -14,7 +14,6 @@ the executed notebooks land in ``tests/output/notebooks/`` for a look after a fa
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -56,21 +55,6 @@ def inject_smoke_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(parameters_index(nb) + 1, cell)
     return nb
-
-
-@pytest.fixture(scope="module")
-def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A kernel spec that runs this interpreter (so the notebooks see this environment's packages),
-    visible through ``JUPYTER_PATH`` while this module's tests run."""
-    root = tmp_path_factory.mktemp("jupyter")
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "a3c-lab tests", "language": "python"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUPYTER_PATH", str(root))
-        yield root
 
 
 @pytest.fixture(scope="session", autouse=True)
