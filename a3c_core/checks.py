@@ -542,3 +542,37 @@ policy_loss = Exercise(
       "the number is right but no gradient reaches log_probs; keep it a tensor expression of them")],
     "Right: -sum_t log pi(a_t|s_t) * A_t with the advantage detached, as loss.a3c_loss computes it.",
     prepare=lambda got, case: _scalar_tensor(got, "the policy loss"))
+
+
+# Notebook 09: beyond one machine
+# ------------------------------------------------------------------------------------------------
+#: Exercise 09.1: ``student_fn(n_parameters)`` -> the bytes of one update in one direction.
+bytes_per_update = Exercise(
+    "bytes_per_update",
+    lambda: ({"args": (n,), "n": n, "want": 4 * n, "numbers": n, "both": 8 * n, "half": 2 * n}
+             for n in (445_511, 838_871, 1_000, 7)),
+    [(lambda got, case: not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool),
+      "return one number of bytes, got {type} {got!r}"),
+     (_equals("numbers"), "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
+     (_equals("both"), "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
+                       "is 4 bytes per parameter"),
+     (_equals("half"), "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
+     (_differs(0.5), "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
+    "Right: 4 bytes per parameter each way: 1.78 MB for the fast preset's 445,511 parameters.")
+
+#: Exercise 09.2: ``student_fn(server_updates_per_second, worker_steps_per_second, rollout_steps)`` ->
+#: how many workers one parameter server can keep up with.
+workers_per_server = Exercise(
+    "workers_per_server",
+    lambda: ({"args": (server, steps, rollout), "server": server, "steps": steps, "rollout": rollout,
+              "want": server * rollout / steps, "per_step": server / steps, "inverted": steps / rollout / server}
+             for server, steps, rollout in ((150.0, 700.0, 30), (400.0, 500.0, 20), (90.0, 1200.0, 5))),
+    [(lambda got, case: not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool),
+      "return one number of workers, got {type} {got!r}"),
+     (_equals("per_step", 1e-6), "a worker sends one gradient per rollout, not per step: it sends "
+                                 "{steps} / {rollout} updates per second"),
+     (_equals("inverted", 1e-6), "that is upside down: the server's capacity divided by one worker's updates per "
+                                 "second is the number of workers"),
+     (_differs(1e-6), "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s with "
+                      "{rollout}-step rollouts; you gave {got!r}")],
+    "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).")

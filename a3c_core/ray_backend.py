@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -133,26 +134,35 @@ class StepCount:
 
 
 def remote_train_loop(rank: int, config: A3CConfig, server: Any, queue: MailboxQueue) -> None:
-    """The A3C worker of :func:`~a3c_core.worker.train_loop`, with the server in place of shared memory."""
+    """:func:`~a3c_core.worker.train_loop` with the parameter server in place of shared memory: the
+    lines that differ are the ones that move weights and gradients (notebook 09 shows the diff).
+
+    Args:
+        rank: worker number; the game is seeded with ``config.seed + rank``.
+        server: the :class:`ParameterServer`'s handle.
+        queue: where reports go (:class:`MailboxQueue`).
+    """
     torch.manual_seed(config.seed + rank)
     env = make_env(config)
     model = ActorCritic.from_config(config, env.action_space.n)       # the worker's private copy
     obs, _ = env.reset(seed=config.seed + rank)
-    hidden = model.initial_state()
-    steps = StepCount()
+    hidden = model.initial_state()                                    # an episode starts with h = 0
+    steps = StepCount()                                               # the count the server last sent
     reporter = Reporter(rank, steps, queue)
     weights, steps.value, go_on = ray.get(server.pull.remote())
     while go_on:
-        load_flat(model, weights)                                       # start from the server's weights
+        load_flat(model, weights)                                     # start from the server's weights
+        # 02 + 04: play up to rollout_steps; detach: gradients stop at the rollout's start
         rollout = collect_rollout(model, env, obs, hidden.detach(), config.rollout_steps)
         obs, hidden = rollout.next_obs, rollout.hidden
-        terms = rollout_loss(model, rollout, config)                  # returns from V(s_T), the loss
-        ensure_finite(terms.total, "the loss", steps.value)
+        step = steps.value + len(rollout.rewards)
+        terms = rollout_loss(model, rollout, config)                  # 04: returns from V(s_T), the loss
+        ensure_finite(terms.total, "the loss", step)
         model.zero_grad(set_to_none=True)
         terms.total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        ensure_finite(norm, "the gradient's norm", steps.value)
-        # The server applies the gradient (one Adam step) and answers with the new weights.
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
+        ensure_finite(norm, "the gradient's norm", step)
+        # the server applies the gradient (one Adam step) and answers with the new weights
         weights, steps.value, go_on = ray.get(server.push.remote(flat_gradient(model), len(rollout.rewards)))
         reporter.update(rollout, terms)
         if rollout.episode_over:                                      # a new game, with an empty memory
@@ -181,8 +191,9 @@ def _place() -> tuple[int, str]:
 class WorkerActor:
     """One A3C worker: its own game and local model; :meth:`train` runs :func:`remote_train_loop`."""
 
-    def __init__(self, rank: int, config: A3CConfig, server: Any, mailbox: Any):
-        self.rank, self.config, self.server, self.queue = rank, config, server, MailboxQueue(mailbox)
+    def __init__(self, rank: int, config: A3CConfig, server: str, mailbox: str):
+        self.rank, self.config, self.server = rank, config, ray.get_actor(server)
+        self.queue = MailboxQueue(ray.get_actor(mailbox))
         _actor_setup(f"worker {rank}", self.queue, WORKER_NICENESS)
 
     def train(self) -> str:
@@ -203,8 +214,8 @@ class WorkerActor:
 class EvaluatorActor:
     """The greedy evaluator: :func:`~a3c_core.evaluator.evaluation_loop` on the server's weights."""
 
-    def __init__(self, config: A3CConfig, server: Any, mailbox: Any):
-        self.config, self.server, self.queue = config, server, MailboxQueue(mailbox)
+    def __init__(self, config: A3CConfig, server: str, mailbox: str):
+        self.config, self.server, self.queue = config, ray.get_actor(server), MailboxQueue(ray.get_actor(mailbox))
         self.steps, self.going, self.asked = 0, True, 0.0
         _actor_setup("evaluator", self.queue)
 
@@ -237,7 +248,7 @@ def connect(address: str, workers: int) -> bool:
     """
     if ray.is_initialized():
         return False
-    options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": False}
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}  # errors come as reports
     runtime_env: dict[str, Any] = {"env_vars": {"OMP_NUM_THREADS": "1"}}
     if address:
         host, _, port = address.rpartition(":")
@@ -280,25 +291,33 @@ class RayGroup:
                  else "starting a private Ray on this machine ...")
         self._started_ray = connect(config.ray_address, config.workers)
         self.model, self.optimizer, self.steps = model, optimizer, steps
-        self.server = ParameterServer.remote(config, model.policy.out_features, model.state_dict(),
-                                             optimizer.state_dict(), steps.value)
-        self.mailbox = Mailbox.remote()
+        # The actors find the server and the mailbox by name (also when Ray restarts one of them).
+        run = uuid.uuid4().hex[:12]
+        server, mailbox = f"a3c-server-{run}", f"a3c-mailbox-{run}"
+        self.server = ParameterServer.options(name=server).remote(config, model.policy.out_features, model.state_dict(),
+                                                                  optimizer.state_dict(), steps.value)
+        self.mailbox = Mailbox.options(name=mailbox).remote()
         restart = {"max_restarts": -1, "max_task_retries": -1} if config.restart_crashed else {}
         for rank in range(config.workers):
             self._actors[f"worker {rank}"] = WorkerActor.options(
-                scheduling_strategy="SPREAD", max_concurrency=2, **restart).remote(rank, config, self.server, self.mailbox)
-        self._actors["evaluator"] = EvaluatorActor.options(max_concurrency=2, **restart).remote(
-            config, self.server, self.mailbox)
+                scheduling_strategy="SPREAD", max_concurrency=2, **restart).remote(rank, config, server, mailbox)
+        self._actors["evaluator"] = EvaluatorActor.options(max_concurrency=2, **restart).remote(config, server, mailbox)
         for name, actor in self._actors.items():
             self._runs[name] = actor.evaluate.remote() if name == "evaluator" else actor.train.remote()
 
     def _places(self) -> dict[str, tuple[int, str]]:
+        """``(pid, node id)`` of each actor that answers within 10 s (one still starting does not)."""
         if self._stopped:
             return {}
-        try:
-            return dict(zip(self._actors, ray.get([a.place.remote() for a in self._actors.values()], timeout=10)))
-        except RayError:
-            return {}
+        asked = {name: actor.place.remote() for name, actor in self._actors.items()}
+        ready, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=10)
+        places = {}
+        for name, answer in asked.items():
+            try:
+                places[name] = ray.get(answer) if answer in ready else None
+            except RayError:  # an actor that died meanwhile
+                places[name] = None
+        return {name: place for name, place in places.items() if place is not None}
 
     def pids(self) -> dict[str, int]:
         """PIDs of the live actors' processes, by name (on whichever node they run)."""

@@ -29,9 +29,9 @@ def load_solutions(number: str) -> ModuleType:
     return module
 
 
-S01, S02, S03, S04 = (load_solutions(n) for n in ("01", "02", "03", "04"))
+S01, S02, S03, S04, S09 = (load_solutions(n) for n in ("01", "02", "03", "04", "09"))
 
-#: (check, reference solution) for every exercise of notebooks 01-04.
+#: (check, reference solution) for every exercise of notebooks 01-04 and 09.
 EXERCISES = [
     (checks.crop, S01.my_crop),
     (checks.normalize, S01.my_normalize),
@@ -44,6 +44,8 @@ EXERCISES = [
     (checks.n_step_returns, S04.my_n_step_returns),
     (checks.value_loss, S04.my_value_loss),
     (checks.policy_loss, S04.my_policy_loss),
+    (checks.bytes_per_update, S09.my_bytes_per_update),
+    (checks.workers_per_server, S09.my_workers_per_server),
 ]
 IDS = [check.__name__ for check, _ in EXERCISES]
 
@@ -286,7 +288,7 @@ def test_a_missing_rom_gives_advice() -> None:
 
 
 # --- the notebooks and the solutions stay in step ------------------------------------------------
-@pytest.mark.parametrize("number", ["01", "02", "03", "04"])
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "09"])
 def test_every_exercise_skeleton_has_a_solution_and_a_check(number: str) -> None:
     (path,) = SOLUTIONS.parent.glob(f"{number}_*.ipynb")
     source = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
@@ -299,3 +301,17 @@ def test_every_exercise_skeleton_has_a_solution_and_a_check(number: str) -> None
     assert sorted(student for _, student in checked) == sorted(skeletons), "every skeleton is checked once"
     for check_name, student in checked:
         assert getattr(checks, check_name)(getattr(solutions, student)).passed
+
+
+def test_bytes_per_update_wrong_answers() -> None:
+    assert_fails(checks.bytes_per_update(lambda n: n), "number of parameters", "4 bytes")
+    assert_fails(checks.bytes_per_update(lambda n: 8 * n), "both ways")
+    assert_fails(checks.bytes_per_update(lambda n: 2 * n), "float16")
+    assert_fails(checks.bytes_per_update(lambda n: 4 * n + 100), "1,782,044 bytes")
+    assert_fails(checks.bytes_per_update(lambda n: "4n"), "one number")
+
+
+def test_workers_per_server_wrong_answers() -> None:
+    assert_fails(checks.workers_per_server(lambda server, steps, rollout: server / steps), "one gradient per rollout")
+    assert_fails(checks.workers_per_server(lambda server, steps, rollout: steps / rollout / server), "upside down")
+    assert_fails(checks.workers_per_server(lambda server, steps, rollout: server * rollout), "feeds 6.4 workers")

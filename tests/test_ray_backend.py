@@ -8,11 +8,13 @@ at the end of the module, and the module checks that none is left.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +23,7 @@ ray = pytest.importorskip("ray", reason="the Ray backend's tests need the [clust
 psutil = pytest.importorskip("psutil")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from a3c_core import A3CConfig, Trainer  # noqa: E402
+from a3c_core import A3CConfig, ActorCritic, Trainer  # noqa: E402
 from a3c_core.checkpoint import load_run  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -170,3 +172,18 @@ def test_an_unreachable_cluster_is_one_sentence(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at ray_address=")
     assert "Traceback" not in result.stderr
+
+
+def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
+    out = tmp_path / "overhead.json"
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"),
+                             "--game", "catch", "--workers", "1", "--seconds", "2", "--warmup", "0", "--repeats", "1",
+                             "--updates", "20", "--out", str(out)], capture_output=True, text=True, timeout=240,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(out.read_text())
+    assert all(rate > 0 for rates in measured["rates"]["1"].values() for rate in rates)
+    parameters = sum(p.numel() for p in ActorCritic.from_config(A3CConfig.preset("fast", game="catch"), 3).parameters())
+    assert measured["server"]["bytes_in"] == measured["server"]["bytes_out"] == 4 * parameters
+    assert measured["server"]["updates_per_second"] > 0 and measured["server"]["round_trip_ms"] > 0
+    assert "| 1 | " in result.stdout and "One parameter server" in result.stdout

@@ -1,0 +1,134 @@
+"""The Ray backend against the local one: training throughput side by side, and what one parameter
+server can take.
+
+    .venv/bin/python benchmarks/ray_overhead.py                       # Pong, fast preset, 2 workers, 3 repeats
+    .venv/bin/python benchmarks/ray_overhead.py --workers 1 4 8 15 --seconds 30 --repeats 1   # a 16-core machine
+
+1. **Throughput**: for each worker count and repeat, one run per backend (the order alternates between
+   repeats, so a trend in the machine's load hits both), each measured over ``--seconds`` after
+   ``--warmup`` seconds of training (Ray's start-up is left out: it is paid once per run). Agent
+   steps/s per backend, the median over repeats, and the Ray backend's ratio to the local one.
+2. **The parameter server alone**: ``--updates`` gradients of the model's size sent to one
+   :class:`~a3c_core.ray_backend.ParameterServer` as fast as the driver can submit them, each
+   answered with the weights: gradients applied per second, and the bytes of one update each way.
+   Divided by one worker's updates per second (its steps/s over ``rollout_steps``), that says how many
+   workers one server can feed before it saturates.
+
+Results go to ``--out`` (JSON) and a markdown table for ``benchmarks/README.md`` is printed, with the
+machine's cores and its load average beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+from tqdm import tqdm
+
+from a3c_core import A3CConfig, ActorCritic, Trainer
+from a3c_core.config import PRESETS
+from a3c_core.ray_backend import ParameterServer, connect, flat_parameters
+from a3c_core.shared import SharedAdam
+
+
+def measure_run(config: A3CConfig, warmup: float, seconds: float) -> float:
+    """Agent steps/s of one training run of ``config``, over ``seconds`` after ``warmup`` seconds of training."""
+    trainer = Trainer(config, verbose=False)
+    with trainer:
+        while trainer.steps == 0:
+            time.sleep(0.1)
+        time.sleep(warmup)
+        steps0, t0 = trainer.steps, time.monotonic()
+        time.sleep(seconds)
+        steps1, t1 = trainer.steps, time.monotonic()
+    return (steps1 - steps0) / (t1 - t0)
+
+
+def server_capacity(config: A3CConfig, updates: int) -> dict[str, float]:
+    """Updates/s of one parameter server fed back to back, the median round trip of one update sent
+    alone, and the bytes of one update each way."""
+    started = connect("", config.workers)
+    model = ActorCritic.from_config(config, n_actions=6)
+    server = ParameterServer.remote(config, 6, model.state_dict(), SharedAdam(model.parameters()).state_dict(), 0)
+    gradient = np.random.default_rng(0).normal(0, 1e-3, flat_parameters(model).size).astype(np.float32)
+    weights = ray.get(server.push.remote(gradient, 30))[0]  # warm
+    trips = []
+    for _ in range(50):  # what one worker waits for after each rollout: its gradient there, the weights back
+        start = time.monotonic()
+        ray.get(server.push.remote(gradient, 30))
+        trips.append(time.monotonic() - start)
+    start, in_flight = time.monotonic(), []
+    for _ in range(updates):  # 8 updates in flight, as from 8 workers: the server is never idle
+        in_flight.append(server.push.remote(gradient, 30))
+        if len(in_flight) == 8:
+            done, in_flight = ray.wait(in_flight)
+            ray.get(done)
+    ray.get(in_flight)
+    elapsed = time.monotonic() - start
+    ray.kill(server)
+    if started:
+        ray.shutdown()
+    return {"updates_per_second": updates / elapsed, "round_trip_ms": 1e3 * statistics.median(trips),
+            "bytes_in": float(gradient.nbytes),
+            "bytes_out": float(weights.nbytes), "parameters": float(gradient.size)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    parser.add_argument("--game", default="pong")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2], help="worker counts to measure")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds of training before the measurement")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--updates", type=int, default=300, help="updates sent to the lone parameter server")
+    parser.add_argument("--out", default="benchmarks/results/ray_overhead.json")
+    args = parser.parse_args()
+    if min(args.workers) < 1 or args.seconds <= 0 or args.warmup < 0 or args.repeats < 1 or args.updates < 1:
+        parser.error("worker counts, --seconds, --repeats and --updates must be positive, --warmup >= 0")
+
+    runs_dir = tempfile.mkdtemp(prefix="ray-overhead-")
+    rates: dict[str, dict[str, list[float]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
+    plan = [(n, r, backend) for n in args.workers for r in range(args.repeats)
+            for backend in (("local", "ray") if r % 2 == 0 else ("ray", "local"))]
+    for workers, _, backend in tqdm(plan, desc="runs", unit="run"):
+        config = A3CConfig.preset(args.preset, game=args.game, workers=workers, backend=backend, run_dir=runs_dir,
+                                  snapshot_minutes=0, checkpoint_minutes=1e6, keep_checkpoints=1)
+        rates[str(workers)][backend].append(measure_run(config, args.warmup, args.seconds))
+    config = A3CConfig.preset(args.preset, game=args.game, workers=max(args.workers))
+    server = server_capacity(config, args.updates)
+
+    cores, load = os.cpu_count(), os.getloadavg()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}",
+              "load_at_end": [round(x, 2) for x in load], "preset": args.preset, "game": args.game,
+              "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats, "rates": rates, "server": server}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"\n{result['machine']}, load at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {args.game}, "
+          f"{args.preset} preset; steps/s over {args.seconds:.0f} s after {args.warmup:.0f} s, median of {args.repeats}")
+    print("\n| workers | local steps/s | Ray steps/s | Ray / local | local updates/s per worker |")
+    print("|---|---|---|---|---|")
+    for workers in args.workers:
+        local, on_ray = (statistics.median(rates[str(workers)][b]) for b in ("local", "ray"))
+        per_worker = local / workers / config.rollout_steps
+        print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {on_ray / local:.2f} | {per_worker:.1f} |")
+    one_worker = statistics.median(rates[str(min(args.workers))]["local"]) / min(args.workers) / config.rollout_steps
+    print(f"\nOne parameter server ({server['parameters']:,.0f} parameters): {server['updates_per_second']:,.0f} "
+          f"updates/s, one update's round trip {server['round_trip_ms']:.1f} ms; {server['bytes_in'] / 1e6:.2f} MB in (gradient) and {server['bytes_out'] / 1e6:.2f} MB out "
+          f"(weights) per update; at {one_worker:.1f} updates/s per worker it feeds about "
+          f"{server['updates_per_second'] / one_worker:,.0f} workers. Written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
