@@ -33,9 +33,10 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from a3c_core import A3CConfig, ActorCritic, Trainer
+from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
 from a3c_core.config import PRESETS
-from a3c_core.ray_backend import ParameterServer, connect, flat_parameters
+from a3c_core.ray_actors import ParameterServer, flat_parameters
+from a3c_core.ray_backend import connect
 from a3c_core.shared import SharedAdam
 
 
@@ -43,8 +44,10 @@ def measure_run(config: A3CConfig, warmup: float, seconds: float) -> float:
     """Agent steps/s of one training run of ``config``, over ``seconds`` after ``warmup`` seconds of training."""
     trainer = Trainer(config, verbose=False)
     with trainer:
-        while trainer.steps == 0:
+        while trainer.steps == 0 and trainer.running:
             time.sleep(0.1)
+        if not trainer.running:
+            raise SystemExit(f"the {config.backend} run stopped before its first step: {trainer.failure}")
         time.sleep(warmup)
         steps0, t0 = trainer.steps, time.monotonic()
         time.sleep(seconds)
@@ -56,8 +59,11 @@ def server_capacity(config: A3CConfig, updates: int) -> dict[str, float]:
     """Updates/s of one parameter server fed back to back, the median round trip of one update sent
     alone, and the bytes of one update each way."""
     started = connect("", config.workers)
-    model = ActorCritic.from_config(config, n_actions=6)
-    server = ParameterServer.remote(config, 6, model.state_dict(), SharedAdam(model.parameters()).state_dict(), 0)
+    env = make_env(config)
+    actions = int(env.action_space.n)
+    env.close()
+    model = ActorCritic.from_config(config, actions)
+    server = ParameterServer.remote(config, actions, model.state_dict(), SharedAdam(model.parameters()).state_dict(), 0)
     gradient = np.random.default_rng(0).normal(0, 1e-3, flat_parameters(model).size).astype(np.float32)
     weights = ray.get(server.push.remote(gradient, 30))[0]  # warm
     trips = []
@@ -97,23 +103,30 @@ def main() -> None:
 
     runs_dir = tempfile.mkdtemp(prefix="ray-overhead-")
     rates: dict[str, dict[str, list[float]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
+    cores = os.cpu_count()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}", "preset": args.preset,
+              "game": args.game, "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats,
+              "rates": rates, "server": None, "complete": False}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:  # after every run: a measurement cut short keeps what it had
+        result["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
     plan = [(n, r, backend) for n in args.workers for r in range(args.repeats)
             for backend in (("local", "ray") if r % 2 == 0 else ("ray", "local"))]
     for workers, _, backend in tqdm(plan, desc="runs", unit="run"):
         config = A3CConfig.preset(args.preset, game=args.game, workers=workers, backend=backend, run_dir=runs_dir,
                                   snapshot_minutes=0, checkpoint_minutes=1e6, keep_checkpoints=1)
         rates[str(workers)][backend].append(measure_run(config, args.warmup, args.seconds))
+        write()
     config = A3CConfig.preset(args.preset, game=args.game, workers=max(args.workers))
-    server = server_capacity(config, args.updates)
-
-    cores, load = os.cpu_count(), os.getloadavg()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}",
-              "load_at_end": [round(x, 2) for x in load], "preset": args.preset, "game": args.game,
-              "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats, "rates": rates, "server": server}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    server = result["server"] = server_capacity(config, args.updates)
+    result["complete"] = True
+    write()
+    load = result["load_at_end"]
 
     print(f"\n{result['machine']}, load at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {args.game}, "
           f"{args.preset} preset; steps/s over {args.seconds:.0f} s after {args.warmup:.0f} s, median of {args.repeats}")

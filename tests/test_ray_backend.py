@@ -8,6 +8,8 @@ at the end of the module, and the module checks that none is left.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import os
 import signal
@@ -187,3 +189,34 @@ def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     assert measured["server"]["bytes_in"] == measured["server"]["bytes_out"] == 4 * parameters
     assert measured["server"]["updates_per_second"] > 0 and measured["server"]["round_trip_ms"] > 0
     assert "| 1 | " in result.stdout and "One parameter server" in result.stdout
+
+
+def test_the_ray_workers_loop_differs_from_the_local_one_only_where_weights_and_gradients_travel():
+    """Notebook 09 shows the diff of the two loops and says that only the transport differs: every
+    A3C step (rollout, loss, backward, clipping, the checks, reporting, episode ends) is the same line."""
+    from a3c_core.ray_actors import remote_train_loop
+    from a3c_core.worker import train_loop
+
+    def lines(function) -> list[str]:
+        return [line.strip() for line in inspect.getsource(function).splitlines()]
+
+    local, remote = lines(train_loop), lines(remote_train_loop)
+    changed = [line for line in difflib.ndiff(local, remote) if line.startswith(("- ", "+ "))]
+    for step in ("collect_rollout(", "rollout_loss(", ".backward()", "clip_grad_norm_(", "ensure_finite(",
+                 "reporter.update(", "env.reset(", "zero_grad("):
+        assert any(step in line for line in local) and any(step in line for line in remote), step
+        assert not any(step in line for line in changed if not line.lstrip("-+ ").startswith('"')), step
+
+
+def test_a_diverged_ray_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, cluster):
+    trainer = Trainer(catch(tmp_path, cluster), run_dir=tmp_path / "run", verbose=False)
+    good = trainer.save()
+    with torch.no_grad():  # what a too-large step does to the weights the server starts from
+        trainer.model.value.weight.fill_(float("inf"))
+    trainer.start()
+    assert trainer.wait(timeout=120), "a diverged run must stop by itself"
+    assert trainer.failure and "the run diverged" in trainer.failure
+    assert trainer.restarts == 0 and trainer.history.errors
+    assert all(error.get("diverged") for error in trainer.history.errors)  # reported, not restarted in a loop
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")] == [good.name]
+    assert trainer.last_checkpoint == good and not ray.is_initialized()
