@@ -144,6 +144,10 @@ class A3CConfig:
                              f"got {self.crop_top}..{self.crop_bottom}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r} is not supported; choose one of: {', '.join(BACKENDS)}")
+        host, _, port = self.ray_address.rpartition(":")
+        if self.ray_address and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"ray_address must be HOST:PORT (the address `ray start --head` prints), "
+                             f"got {self.ray_address!r}")
         if self.frame_stack not in (1, 4):
             raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
         for name in ("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"):

@@ -72,8 +72,8 @@ def catch_learning():
         scores = [e["score"] for e in trainer.history.evals]
         print(f"{config.backend}: random policy {baseline:+.2f}; evaluator reached {np.mean(scores[-CATCH_LAST:]):+.2f} "
               f"after {trainer.steps:,} steps, {minutes:.1f} min; all greedy episodes: {scores}")
-        assert len(scores) >= CATCH_LAST and np.mean(scores[-CATCH_LAST:]) >= CATCH_THRESHOLD
-        assert trainer.history.episodes and not trainer.history.errors
+        assert len(scores) >= CATCH_LAST and np.mean(scores[-CATCH_LAST:]) >= CATCH_THRESHOLD, scores
+        assert trainer.history.episodes and not trainer.history.errors, trainer.history.errors
         return trainer
 
     return learn

@@ -38,6 +38,11 @@ from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward
     ("gamma", 1.5, "gamma"),
     ("lr", 0.0, "lr"),
     ("sticky_action_prob", -0.1, "sticky_action_prob"),
+    ("backend", "cluster", "backend='cluster' is not supported; choose one of: local, ray"),
+    ("ray_address", "my-cluster", "ray_address must be HOST:PORT"),
+    ("ray_address", "10.0.0.5:http", "ray_address must be HOST:PORT"),
+    ("ray_address", ":6379", "ray_address must be HOST:PORT"),
+    ("ray_address", "10.0.0.5:70000", "ray_address must be HOST:PORT"),
 ])
 def test_bad_config_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):

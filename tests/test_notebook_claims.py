@@ -1,4 +1,4 @@
-"""The numbers that notebooks 00, 01 and 05-08 state in their prose, checked on their own smoke runs.
+"""The numbers that notebooks 00, 01 and 05-09 state in their prose, checked on their own smoke runs.
 
 Each test executes one notebook in smoke mode, as ``tests/test_notebooks.py`` does (same injected
 parameters, same kernel, cwd ``notebooks/``), then runs one more cell in the same kernel that prints
@@ -176,3 +176,22 @@ def test_08_the_model_table_the_reference_numbers_and_the_progress_of_its_games(
     assert max(frames_at(label, -10) for label in reach if label.startswith("seed")) < \
         min(frames_at(label, -10) for label in reach if label.startswith("fast"))  # seed broke out sooner
     assert values["own"] == ["yours, 1 frame", "yours, 4 frames"]  # the smoke run covers the opt-in runs
+
+
+def test_09_only_the_transport_differs_and_the_checkpoint_moves_between_backends(kernel_dir: Path) -> None:
+    query = ("{'sizes': sizes, 'steps': [saved['counters']['steps'], resumed['counters']['steps']], "
+             "'adam': [adam_steps_on_ray, adam_steps_after], 'evals': [len(ray_evals), len(local.history.evals)], "
+             "'diff': diff}")
+    values, text = run_smoke("09_beyond_one_machine.ipynb", query)
+    # section 2: "Rollout, bootstrap, loss, backward and clipping are the same calls"; three transport changes
+    changed = [line for line in values["diff"] if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    for step in ("collect_rollout(", "rollout_loss(", ".backward()", "clip_grad_norm_("):
+        assert not any(step in line for line in changed), step
+    for old, new in (("load_state_dict", "load_flat"), ("copy_gradients", "server.push"), ("count_steps", "steps.value")):
+        assert any(old in line for line in changed if line[0] == "-") and any(new in line for line in changed if line[0] == "+")
+    # section 3 and exercise 1's message: 4 bytes per parameter, 1.78 MB for the fast preset's 445,511 parameters
+    assert values["sizes"]["fast"] == 445_511 and "1.78 MB each way" in text
+    # section 4: the step count and Adam's update count go on, and the history came along
+    assert values["steps"][1] > values["steps"][0] > 0
+    assert values["adam"][1] > values["adam"][0] > 0
+    assert values["evals"][1] >= values["evals"][0]

@@ -86,12 +86,18 @@ def test_ray_backend_learns_catch_to_the_local_backends_bar(tmp_path, cluster, c
     assert not ray.is_initialized()  # stop() left the cluster
 
 
-def test_workers_spread_over_both_nodes_and_no_actor_is_left_after_stop(tmp_path, cluster):
+def test_workers_spread_over_both_nodes_on_the_loopback_and_no_actor_is_left_after_stop(tmp_path, cluster):
     trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
     trainer.start()
-    wait_for(lambda: trainer.steps > 0, 120, "the first steps")
+    wait_for(lambda: trainer.steps > 200, 120, "the first steps")
     pids, nodes = trainer.process_ids(), trainer._group.nodes()
+    # while the run trains, every socket of the Ray processes (services and actors) is on 127.0.0.1
+    sockets = [(c.laddr, c.raddr) for p in psutil.process_iter() if p.name().startswith(("raylet", "gcs_server", "ray::"))
+               for c in _connections(p) if c.family.name.startswith("AF_INET")]
     trainer.stop()
+    assert sockets
+    outside = [s for s in sockets if not all(address.ip in ("127.0.0.1", "::ffff:127.0.0.1") for address in s if address)]
+    assert not outside, f"Ray sockets off the loopback: {outside}"
     assert set(pids) == {"worker 0", "worker 1", "evaluator"}
     assert nodes["worker 0"] != nodes["worker 1"], f"the workers should run on both nodes: {nodes}"
     wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -141,18 +147,6 @@ def test_resume_from_local_on_ray_and_back(tmp_path, cluster):
     _, third = load_run(back.last_checkpoint)
     assert third["counters"]["steps"] >= 6000
     assert third["optimizer"]["state"][0]["step"].item() > state["step"].item()
-
-
-def test_ray_clients_use_loopback_only(tmp_path, cluster):
-    """While a run trains on the cluster, every socket of its Ray processes is on 127.0.0.1."""
-    trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
-    with trainer:
-        wait_for(lambda: trainer.steps > 200, 120, "the first steps")
-        sockets = [(c.laddr, c.raddr) for p in psutil.process_iter() if p.name().startswith(("raylet", "gcs_server", "ray::"))
-                   for c in _connections(p) if c.family.name.startswith("AF_INET")]
-    assert sockets
-    outside = [s for s in sockets if not all(address.ip in ("127.0.0.1", "::ffff:127.0.0.1") for address in s if address)]
-    assert not outside, f"Ray sockets off the loopback: {outside}"
 
 
 def _connections(process: psutil.Process) -> list:
