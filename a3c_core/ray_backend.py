@@ -48,6 +48,10 @@ def connect(address: str, workers: int) -> bool:
             raise ConnectionError(f"cannot reach the Ray cluster at ray_address={address!r} ({error}): start one "
                                   f"with `ray start --head`, or leave ray_address empty for a private Ray") from error
     else:  # "local": a new Ray for this run, even if another one runs on this machine
+        # Ray starts its worker processes at niceness 15: beside any other work on the machine they
+        # would starve (and take minutes to start). At 0, the workers nice themselves to
+        # WORKER_NICENESS, as the local backend's do. The raylet reads this when it starts.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False,
                  object_store_memory=256 * 2**20, runtime_env=runtime_env, **options)
     return True

@@ -8,6 +8,10 @@ from pathlib import Path
 # Every Ray the tests start (tests/test_ray_backend.py) binds to and connects through 127.0.0.1 only:
 # this switch makes Ray take the loopback address as this machine's own (set before Ray is imported).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# The test cluster's nodes start their worker processes at niceness 0, not Ray's default 15 (at 15
+# they starve beside other work and take minutes to start); the actors then nice themselves as the
+# local backend's workers do. `ray_backend.connect` does the same for a private Ray.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 import time  # noqa: E402
 
