@@ -135,8 +135,11 @@ def main() -> None:
     for workers in args.workers:
         local, on_ray = (statistics.median(rates[str(workers)][b]) for b in ("local", "ray"))
         per_worker = local / workers / config.rollout_steps
-        print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {on_ray / local:.2f} | {per_worker:.1f} |")
+        ratio = f"{on_ray / local:.2f}" if local else "-"  # a window too short for one local update
+        print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {ratio} | {per_worker:.1f} |")
     one_worker = statistics.median(rates[str(min(args.workers))]["local"]) / min(args.workers) / config.rollout_steps
+    if not one_worker:
+        raise SystemExit("the local runs took no step in the measured window: measure longer (--seconds)")
     print(f"\nOne parameter server ({server['parameters']:,.0f} parameters): {server['updates_per_second']:,.0f} "
           f"updates/s, one update's round trip {server['round_trip_ms']:.1f} ms; {server['bytes_in'] / 1e6:.2f} MB in (gradient) and {server['bytes_out'] / 1e6:.2f} MB out "
           f"(weights) per update; at {one_worker:.1f} updates/s per worker it feeds about "

@@ -125,14 +125,14 @@ def test_resume_from_local_on_ray_and_back(tmp_path, cluster):
     local = Trainer(A3CConfig.preset("catch", run_dir=str(tmp_path), max_steps=2000, eval_steps_per_second=0),
                     verbose=False)
     with local:
-        local.wait(120)
+        assert local.wait(600), "the local run should stop by itself at max_steps"
     first = local.last_checkpoint
     _, saved = load_run(first)
 
     on_ray = Trainer.from_checkpoint(first, verbose=False, backend="ray", ray_address=cluster, max_steps=4000)
     adam_steps_before = next(iter(on_ray.optimizer.state.values()))["step"].item()
     on_ray.start()
-    on_ray.wait(120)
+    assert on_ray.wait(600), "the Ray run should stop by itself at max_steps"
     second = on_ray.last_checkpoint
     config, payload = load_run(second)
     assert config.backend == "ray" and 4000 <= payload["counters"]["steps"] < 4000 + 200
@@ -143,7 +143,7 @@ def test_resume_from_local_on_ray_and_back(tmp_path, cluster):
 
     back = Trainer.from_checkpoint(second, verbose=False, backend="local", max_steps=6000)
     back.start()
-    back.wait(120)
+    assert back.wait(600), f"the local run after Ray should stop by itself at max_steps: {back.status()}"
     _, third = load_run(back.last_checkpoint)
     assert third["counters"]["steps"] >= 6000
     assert third["optimizer"]["state"][0]["step"].item() > state["step"].item()
@@ -173,7 +173,7 @@ def test_an_unreachable_cluster_is_one_sentence(tmp_path):
 def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     out = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"),
-                             "--game", "catch", "--workers", "1", "--seconds", "2", "--warmup", "0", "--repeats", "1",
+                             "--game", "catch", "--workers", "1", "--seconds", "5", "--warmup", "0", "--repeats", "1",
                              "--updates", "20", "--out", str(out)], capture_output=True, text=True, timeout=240,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr
