@@ -68,8 +68,11 @@ def cluster():
 
 
 def catch(tmp_path, address: str, **overrides) -> A3CConfig:
-    return A3CConfig.preset("catch", backend="ray", ray_address=address, run_dir=str(tmp_path),
-                            eval_steps_per_second=0, **overrides)
+    """The Catch preset on the Ray cluster at ``address``: the local learning test's config but the backend.
+
+    The evaluator keeps the preset's pace: unpaced, at niceness 0, it takes a core from the niced
+    workers on this 2-core machine, and the learning run got half the steps."""
+    return A3CConfig.preset("catch", backend="ray", ray_address=address, run_dir=str(tmp_path), **overrides)
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
