@@ -1,8 +1,9 @@
-"""JupyterLab in headless Chromium: notebook 05's Catch dashboard renders, lives and stops from its button.
+"""JupyterLab in headless Chromium: notebook 05's Catch dashboard renders, lives and stops from its button;
+``benchmarks/lab_run_all.py`` times a notebook's Run All and reads its outputs.
 
 Executing a notebook (``test_notebooks.py``) runs the code but renders no widget; only a browser
 shows whether the widgets appear and whether their updates from the dashboard's thread arrive.
-The test starts JupyterLab on localhost with a token, opens the cells of
+The dashboard test starts JupyterLab on localhost with a token (``benchmarks/lab.py``), opens the cells of
 ``notebooks/05_training_live.ipynb`` up to the Catch dashboard plus one cell that keeps the kernel
 busy, runs them, and checks in the page that:
 
@@ -18,14 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -35,11 +31,11 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab, open_notebook, run_all, wait_until  # noqa: E402
+
 NOTEBOOK = ROOT / "notebooks" / "05_training_live.ipynb"
 OUTPUT = ROOT / "tests" / "output" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 #: The cell appended after the dashboard: the kernel stays busy while the browser watches.
 BUSY_SECONDS = 8
 BUSY_CELL = f"""# Added by tests/test_browser.py: keep the kernel busy while the browser watches the dashboard
@@ -59,25 +55,6 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def group_members(pgid: int) -> list[int]:
-    """PIDs of the live (not zombie) processes in process group ``pgid``."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
 def write_test_notebook(folder: Path) -> Path:
     """Notebook 05's cells up to the one tagged ``catch-dashboard``, then :data:`BUSY_CELL`."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -90,88 +67,21 @@ def write_test_notebook(folder: Path) -> Path:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict]:
-    """JupyterLab serving ``tmp_path`` on a free localhost port with a random token. Teardown ends
-    its whole process group (the kernel and the trainer's processes with it) and checks it is gone."""
+    """JupyterLab (benchmarks/lab.py) serving ``tmp_path``, with the test notebook in it as ``lab["notebook"]``.
+    Teardown ends its whole process group (the kernel and the trainer's processes with it) and checks it is gone."""
     require_chromium()
     notebook = write_test_notebook(tmp_path)
-    settings = tmp_path / "lab-settings"
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    # Start the notebook's own kernel without the "Select Kernel" dialog (which comes up on a busy machine).
-    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"autoStartDefaultKernel": True}))
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime")}
-    log = open(tmp_path / "jupyterlab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, f"JupyterLab exited: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "JupyterLab did not answer within 60 s"
-                time.sleep(0.5)
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}", "root": tmp_path,
-               "api": f"http://127.0.0.1:{port}/api", "token": token}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while group_members(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = group_members(server.pid)
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-        server.wait(10)
-        log.close()
-        assert not left, f"processes still alive 20 s after JupyterLab was stopped: {left}"
-
-
-def kernel_connected(lab: dict) -> bool:
-    """True when the server has exactly one kernel, idle, with a browser connection.
-
-    While a kernel is still starting, jupyter_server's ``GET /api/kernels`` can answer 500 (the new
-    kernel has no ``last_activity`` yet: jupyter-server/enterprise_gateway#1395 shows the same
-    traceback): that means "not yet", not a failure.
-    """
-    try:
-        with urllib.request.urlopen(f"{lab['api']}/kernels?token={lab['token']}", timeout=5) as response:
-            kernels = json.load(response)
-    except urllib.error.HTTPError as error:
-        if error.code == 500:
-            return False
-        raise
-    return len(kernels) == 1 and kernels[0]["connections"] >= 1 and kernels[0]["execution_state"] == "idle"
-
-
-def element_pixels(locator) -> np.ndarray:
-    """The element as it is on screen, ``(H, W, 3)`` uint8."""
-    return cv2.imdecode(np.frombuffer(locator.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    with jupyterlab(tmp_path, tmp_path) as server:
+        yield {**server, "notebook": notebook.name}
 
 
 def natural_size(locator) -> tuple[int, int]:
     return tuple(locator.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
 
-def wait_until(condition, timeout: float, what: str, page) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            page.screenshot(path=str(OUTPUT / "failure.png"))
-            dialogs = page.locator(".jp-Dialog").all_inner_texts()
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
-                                 f"(screenshot tests/output/browser/failure.png; dialogs: {dialogs})")
-        time.sleep(0.25)
+def element_pixels(locator) -> np.ndarray:
+    """The element as it is on screen, ``(H, W, 3)`` uint8."""
+    return cv2.imdecode(np.frombuffer(locator.screenshot(), np.uint8), cv2.IMREAD_COLOR)
 
 
 def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> None:
@@ -183,18 +93,14 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(30_000)
-            page.goto(lab["url"], timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            # JupyterLab may start a kernel, replace it at once and only then connect: wait for the one
-            # kernel that the page is connected to, so that "Run All" goes to it.
-            wait_until(lambda: kernel_connected(lab), 60, "the notebook's kernel to be connected", page)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            open_notebook(page, lab, lab["notebook"], OUTPUT)
+            run_all(page)
 
             frame, plot, status = page.locator(".a3c-frame"), page.locator(".a3c-plot"), page.locator(".a3c-status")
             busy = page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']")
             # The frame appears once the evaluator has started; the busy cell then holds the kernel.
-            wait_until(lambda: frame.count() == 1 and natural_size(frame)[0] > 0, 120, "the first game frame", page)
+            wait_until(lambda: frame.count() == 1 and natural_size(frame)[0] > 0, 120, "the first game frame",
+                       page, OUTPUT)
             assert natural_size(frame) == (320, 420), "the frame is the (210, 160) Atari frame, enlarged twice"
             samples, busy_samples = [], 0
             for _ in range(6):
@@ -208,8 +114,9 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
 
             # The reward plot: drawn at once, redrawn once the evaluator has finished a few episodes.
             first_plot = element_pixels(plot)
-            wait_until(lambda: "mean of 10" in status.inner_text(), 90, "an evaluator episode in the status", page)
-            wait_until(lambda: not np.array_equal(element_pixels(plot), first_plot), 30, "a redrawn plot", page)
+            wait_until(lambda: "mean of 10" in status.inner_text(), 90, "an evaluator episode in the status",
+                       page, OUTPUT)
+            wait_until(lambda: not np.array_equal(element_pixels(plot), first_plot), 30, "a redrawn plot", page, OUTPUT)
             assert natural_size(plot) == (720, 272)
             drawn = element_pixels(plot)
             blue = (drawn[..., 0] > 150) & (drawn[..., 2] < 120)  # the evaluator's curve is tab:blue (BGR)
@@ -218,11 +125,47 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
             page.locator(".jp-Notebook").screenshot(path=str(OUTPUT / "dashboard.png"))
 
             page.locator(".a3c-stop").click()
-            wait_until(lambda: "stopped" in status.inner_text(), 60, "the status line to say stopped", page)
+            wait_until(lambda: "stopped" in status.inner_text(), 60, "the status line to say stopped", page, OUTPUT)
             wait_until(lambda: "checkpoint" in page.locator(".a3c-message").inner_text(), 30,
-                       "the checkpoint message", page)
+                       "the checkpoint message", page, OUTPUT)
             page.screenshot(path=str(OUTPUT / "stopped.png"))
         finally:
             browser.close()
     checkpoints = list(lab["root"].glob("runs/catch-*/checkpoints/step-*.pt"))
     assert len(checkpoints) == 1, f"expected the Stop button's checkpoint, found {checkpoints}"
+
+
+def test_run_all_in_jupyterlab_times_a_notebook_and_finds_no_traceback(tmp_path: Path) -> None:
+    """benchmarks/lab_run_all.py on notebook 00: Run All from the menu, every cell ran, nothing left behind."""
+    require_chromium()
+    out = tmp_path / "run_all.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lab_run_all.py"), "00_setup", "--out", str(out),
+                             "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (measured,) = json.loads(out.read_text())["results"]
+    assert measured["status"] == "finished" and 0 < measured["seconds"] < 300
+    assert measured["ran"] == measured["code_cells"] == 6 and measured["errors"] == [] and measured["processes_left"] == 0
+    assert "| 00_setup | " in result.stdout
+
+
+def test_run_all_reads_tracebacks_and_stderr_from_the_saved_notebook(tmp_path: Path) -> None:
+    from lab_run_all import read_saved
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("1", execution_count=1),
+        nbformat.v4.new_code_cell("1 / 0", execution_count=2, outputs=[nbformat.v4.new_output(
+            "error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])]),
+        nbformat.v4.new_code_cell("print('x', file=sys.stderr)", execution_count=None, outputs=[
+            nbformat.v4.new_output("stream", name="stderr", text="A.L.E: Arcade Learning Environment\nmore\n")]),
+        nbformat.v4.new_markdown_cell("text")])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert read_saved(tmp_path / "n.ipynb") == {
+        "code_cells": 3, "ran": 2, "errors": ["cell 1: ZeroDivisionError: division by zero"],
+        "stderr": ["cell 2: A.L.E: Arcade Learning Environment"]}
+
+
+def test_run_all_names_an_unknown_notebook_in_one_sentence() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lab_run_all.py"), "05_training"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no notebook named 05_training: choose from 00_setup" in result.stderr.splitlines()[-1]

@@ -1,0 +1,189 @@
+"""Run All in JupyterLab, as a student does it, for each notebook of the series: how long it takes,
+and whether it ends without a traceback.
+
+    .venv/bin/python benchmarks/lab_run_all.py                          # every notebook
+    .venv/bin/python benchmarks/lab_run_all.py 00_setup 05_training_live
+    .venv/bin/python benchmarks/lab_run_all.py --make                   # a fresh clone, started by `make lab`
+
+The notebooks run with their committed parameters (not the tests' smoke mode), in a copy under
+``--work`` (with links to ``data/`` and ``benchmarks/``), so the checkout's notebooks stay without
+outputs; with ``--make`` the copy is a ``git clone`` of this repository's HEAD, and JupyterLab is
+started by ``make lab`` in it: the README's first command, environment build included (its minutes
+are reported too). For each notebook, in headless Chromium: open it, Run > Run All Cells, wait until
+no cell is queued or running, save, and read the saved file: the seconds from the click to the end,
+the code cells that ran, the error outputs (tracebacks) and the stderr outputs. Then its kernel is
+shut down, and any process it leaves behind is reported (and stopped).
+
+Writes the results to ``--out`` (JSON, after every notebook) and prints a markdown table, with the
+machine's load beside it (minutes depend on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, jupyterlab, kernels, open_notebook,  # noqa: E402
+                 run_all, shut_down_kernels, wait_until)
+
+NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def prepare(work: Path, make: bool) -> tuple[Path, Path | None]:
+    """The folder JupyterLab serves, and the repository to run ``make lab`` in (``--make``) or None."""
+    if make:
+        clone = work / "a3c-lab"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+        return clone / "notebooks", clone
+    copy = work / "a3c-lab"
+    shutil.copytree(ROOT / "notebooks", copy / "notebooks", ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints"))
+    for folder in ("data", "benchmarks"):
+        (copy / folder).symlink_to(ROOT / folder)
+    return copy / "notebooks", None
+
+
+def prompts(page: Any) -> list[str]:
+    """The execution prompt of every code cell on the page: "[3]:", "[*]:" (queued or running) or "[ ]:"."""
+    return [text.strip() for text in page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+
+
+def read_saved(path: Path) -> dict[str, Any]:
+    """What the saved notebook holds: code cells run, error outputs, first lines of stderr outputs."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    errors, stderr = [], []
+    for i, cell in code:
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                errors.append(f"cell {i}: {output.ename}: {output.evalue}"[:300])
+            elif output.output_type == "stream" and output.name == "stderr" and output.text.strip():
+                stderr.append(f"cell {i}: {output.text.strip().splitlines()[0]}"[:200])
+    return {"code_cells": len(code), "ran": sum(cell.execution_count is not None for _, cell in code),
+            "errors": errors, "stderr": stderr}
+
+
+def run_notebook(page: Any, lab: dict[str, Any], name: str, timeout: float, shots: Path) -> dict[str, Any]:
+    """Open ``name``.ipynb, Run All, wait for the end, save; returns its measurements."""
+    path = Path(lab["root"]) / f"{name}.ipynb"
+    server_processes = set(group_members(lab["pgid"]))
+    open_notebook(page, lab, path.name, shots)
+    saved_before = path.stat().st_mtime
+    run_all(page)
+    start = time.monotonic()
+    wait_until(lambda: any(p != "[ ]:" for p in prompts(page)), 120, f"{name}'s first cell to start", page, shots)
+    status, quiet = "finished", 0
+    while quiet < 2:  # the kernel idle and no cell queued, twice in a row a second apart
+        time.sleep(1.0)
+        found = kernels(lab) or []
+        idle = bool(found) and all(k["execution_state"] == "idle" for k in found)
+        quiet = quiet + 1 if idle and not any("*" in p for p in prompts(page)) else 0
+        if time.monotonic() - start > timeout:
+            status = "timed out"
+            for kernel in found:
+                url = f"{lab['api']}/kernels/{kernel['id']}/interrupt?token={lab['token']}"
+                urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30)
+            time.sleep(5)
+            break
+    seconds = time.monotonic() - start - (2.0 if status == "finished" else 0.0)
+    page.screenshot(path=str(shots / f"{name}.png"))
+    page.keyboard.press("Control+s")
+    wait_until(lambda: path.stat().st_mtime > saved_before, 60, f"{name} to be saved", page, shots)
+    time.sleep(1.0)  # the save is written in one go, but give the file system a moment
+    result = {"notebook": name, "status": status, "seconds": round(seconds, 1), **read_saved(path)}
+    shut_down_kernels(lab)
+    deadline = time.monotonic() + 30
+    while set(group_members(lab["pgid"])) - server_processes and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = sorted(set(group_members(lab["pgid"])) - server_processes)
+    for pid in left:
+        os.kill(pid, 9)
+    result["processes_left"] = len(left)
+    return result
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = ["| notebook | Run All | code cells run | tracebacks | stderr outputs |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        took = f"{r['seconds'] / 60:.1f} min" + ("" if r["status"] == "finished" else f" ({r['status']})")
+        lines.append(f"| {r['notebook']} | {took} | {r['ran']} / {r['code_cells']} | {len(r['errors'])} "
+                     f"| {len(r['stderr'])} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help=f"names without .ipynb (default: all of {NOTEBOOKS[0]}..{NOTEBOOKS[-1]})")
+    parser.add_argument("--make", action="store_true", help="a fresh clone of HEAD, started with `make lab`")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds one notebook may take (default 900)")
+    parser.add_argument("--work", type=Path, help="folder for the copy, settings and screenshots (default: temporary)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab_run_all.json")
+    args = parser.parse_args()
+    names = [name.removesuffix(".ipynb") for name in args.notebooks] or NOTEBOOKS
+    unknown = [name for name in names if name not in NOTEBOOKS]
+    if unknown:
+        parser.error(f"no notebook named {', '.join(unknown)}: choose from {', '.join(NOTEBOOKS)}")
+    if not CHROMIUM.exists():
+        parser.error(f"{CHROMIUM} not found: install it with `make browser` (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        parser.error("Playwright is not installed in this environment: pip install -e '.[test]'")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="lab-run-all-"))
+    work.mkdir(parents=True, exist_ok=True)
+    shots = work / "screenshots"
+    shots.mkdir(exist_ok=True)
+    served, make_in = prepare(work, args.make)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    record: dict[str, Any] = {"commit": commit, "make": args.make, "user": os.environ.get("USER") or str(os.geteuid()),
+                              "cores": os.cpu_count(), "load_before": os.getloadavg()[0], "results": []}
+    print(f"JupyterLab on {served}" + (" (make lab: builds the environment first)" if args.make else ""), flush=True)
+    start = time.monotonic()
+    with jupyterlab(served, work, make_in) as lab:
+        record["server_start_seconds"] = round(time.monotonic() - start, 1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(30_000)
+                for name in names:
+                    print(f"  {name}: Run All ...", end="", flush=True)
+                    result = run_notebook(page, lab, name, args.timeout, shots)
+                    record["results"].append(result)
+                    print(f" {result['status']} in {result['seconds'] / 60:.1f} min, {result['ran']}/"
+                          f"{result['code_cells']} cells, {len(result['errors'])} tracebacks", flush=True)
+                    for line in result["errors"]:
+                        print(f"    {line}")
+                    record["load_after"] = os.getloadavg()[0]
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(record, indent=1))
+            finally:
+                browser.close()
+    print(f"\nJupyterLab answered after {record['server_start_seconds']:.0f} s; load average "
+          f"{record['load_before']:.1f} before, {record.get('load_after', 0):.1f} after, on {record['cores']} cores; "
+          f"commit {commit}; screenshots in {shots}\n")
+    print(table(record["results"]))
+    failed = [r for r in record["results"] if r["status"] != "finished" or r["errors"] or r["ran"] < r["code_cells"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
