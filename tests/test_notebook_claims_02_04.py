@@ -41,7 +41,10 @@ def test_notebook_02_the_hidden_state_matters_and_fades(kernel_dir: Path) -> Non
         "v_range": float(v_carried.max() - v_carried.min()),
         "before_reset_same": bool(np.allclose(v_carried[:RESET_AT], v_reset[:RESET_AT])),
         "channel_means_after": [float(m) for m in centred.mean(dim=(2, 3))[0]],
-        "features": model.features, "gru": model.parameter_count()["gru"]}""")
+        "features": model.features, "gru": model.parameter_count()["gru"],
+        "act_is_softmax": bool(torch.allclose(step.probs, torch.softmax(logits, dim=-1))),
+        "probs": step.probs[0].tolist(), "entropy": step.entropy.item(), "n_actions": len(names),
+        "greedy_is_argmax": greedy.action.item() == int(step.probs.argmax())}""")
     reset_at, distance, gap = got["reset_at"], got["distance"], got["gap"]
     assert got["before_reset_same"]  # the two runs only part at the reset
     # "right after the reset the same frame gives another hidden state and another value"
@@ -55,6 +58,10 @@ def test_notebook_02_the_hidden_state_matters_and_fades(kernel_dir: Path) -> Non
     # section 1: centring makes every channel's mean 0; section 3: 800 features, 812,544 GRU parameters
     assert all(abs(m) < 1e-5 for m in got["channel_means_after"])
     assert got["features"] == 800 and got["gru"] == 812_544
+    # section 4: act's probabilities are softmax(logits); untrained, "nearly equal", entropy "within a hair" of log 6
+    assert got["act_is_softmax"] and got["greedy_is_argmax"] and got["n_actions"] == 6
+    assert max(got["probs"]) - min(got["probs"]) < 0.01
+    assert 0.999 * math.log(6) < got["entropy"] <= math.log(6) + 1e-6
 
 
 def test_notebook_03_shared_memory_and_the_race(kernel_dir: Path) -> None:
