@@ -8,12 +8,12 @@
     trainer.stop()           # cooperative stop, then a final checkpoint (its path)
 
 The parts, each with one job: a :class:`~a3c_core.processes.ProcessGroup` (the child processes),
-listeners (:mod:`a3c_core.listeners`: the history, ``metrics.jsonl``, GIFs, optional loggers) and a
-:class:`~a3c_core.checkpoint.RunFolder` (the run's files and lock). One reader thread passes every
-report to the listeners and, once a second, restarts crashed children, writes periodic checkpoints
-and stops the run at ``max_steps`` / ``max_minutes`` or when it failed (diverged, or a crash that
-keeps happening: :attr:`failure`). Pausing is ``stop()`` then ``start()``: model, optimizer state,
-counters and history stay in the trainer.
+listeners (:mod:`a3c_core.listeners`: the history, ``metrics.jsonl``, GIFs, optional loggers), a
+:class:`~a3c_core.checkpoint.RunFolder` (the run's files and lock) and, from each ``start()`` to the
+end of its ``stop()``, a :class:`~a3c_core.supervisor.Supervisor`: the reader thread that passes
+every report to the listeners, restarts crashed children, writes periodic checkpoints and stops the
+run at its limits or when it failed (:attr:`failure`). Pausing is ``stop()`` then ``start()``: model,
+optimizer state, counters and history stay in the trainer.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import multiprocessing as mp
 import sys
 import threading
 import time
-import traceback
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +34,7 @@ from .listeners import History, Listeners
 from .model import ActorCritic
 from .processes import ProcessGroup
 from .shared import SharedAdam
+from .supervisor import Supervisor
 from .worker import run_worker
 
 #: Seconds a stop waits for processes to finish their update before terminating them.
@@ -69,16 +68,13 @@ class Trainer:
         self.latest_frame: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
+        self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
         self._steps = mp.get_context("spawn").Value("q", 0)
-        self._group: Any = None  # a ProcessGroup, or a RayGroup (backend 'ray')
+        self._session: Supervisor | None = None  # the latest start()'s
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
-        self._halt, self._stopped = threading.Event(), threading.Event()  # _stopped: clear from start() until stop() has saved
+        self._stopped = threading.Event()  # clear from start() until stop() has saved
         self._stopped.set()
-        self._reader: threading.Thread | None = None
         self._elapsed_before, self._started_at = 0.0, None
-        self._steps_at_start = 0
-        self._rate: deque[tuple[float, int]] = deque(maxlen=30)  # (time, steps) samples for steps/s
-        self._last_save = 0.0
         self._rewrite_metrics = False
         atexit.register(self.close)
 
@@ -114,7 +110,11 @@ class Trainer:
     @property
     def elapsed(self) -> float:
         """Training seconds so far (across resumes)."""
-        return self._elapsed_before + (time.time() - self._started_at if self._started_at is not None else 0.0)
+        return self.elapsed_at(time.time())
+
+    def elapsed_at(self, when: float) -> float:
+        """Training seconds at wall-clock time ``when`` (``time.time()``) of the current session."""
+        return self._elapsed_before + (when - self._started_at if self._started_at is not None else 0.0)
 
     def start(self) -> "Trainer":
         """Start the workers, the evaluator and the reader thread; returns at once."""
@@ -141,14 +141,9 @@ class Trainer:
                 self._listeners.close()
                 self.folder.unlock()
                 raise
-            self._group, self.failure = group, None
-            self._halt.clear()
+            self.failure, self._started_at, self.saved_at = None, time.time(), time.monotonic()
             self._stopped.clear()
-            self._started_at, self._steps_at_start = time.time(), self.steps
-            self._last_save = time.monotonic()
-            self._rate.clear()
-            self._reader = threading.Thread(target=self._read_reports, name="a3c-reader", daemon=True)
-            self._reader.start()
+            self._session = Supervisor(self, group, self._listeners, self._save_or_say, self._say)
         self._say(f"started {self.config.workers} workers and the evaluator on {self.config.game} "
                   f"(run folder {self.run_dir})")
         return self
@@ -182,12 +177,7 @@ class Trainer:
             if not self.running:
                 self._say(f"already stopped; last checkpoint: {self.last_checkpoint}")
                 return self.last_checkpoint
-            self._halt.set()
-            if self._reader is not None and self._reader is not threading.current_thread():
-                self._reader.join(STOP_TIMEOUT)
-            records, stuck = self._group.stop(STOP_TIMEOUT)
-            for record in records:
-                self._handle(record)
+            stuck = self._session.finish(STOP_TIMEOUT)
             if stuck:
                 self._say(f"{', '.join(stuck)} did not stop within {STOP_TIMEOUT:.0f} s and was terminated")
             self._elapsed_before, self._started_at = self.elapsed, None
@@ -219,63 +209,18 @@ class Trainer:
     def close(self) -> None:
         """Stop if running, unless a stop is under way (the reader's, in its own thread); then wait for it
         (and its checkpoint). What leaving a ``with trainer:`` block does."""
-        if self.running and not self._halt.is_set():
+        if self.running and not self._session.halt.is_set():
             self.stop()
         self.wait(4 * STOP_TIMEOUT)
 
     def process_ids(self) -> dict[str, int]:
         """PIDs of the live child processes, by name."""
-        return self._group.pids() if self._group is not None and self.running else {}
+        return self._session.group.pids() if self._session is not None and self.running else {}
 
     @property
     def restarts(self) -> int:
-        return self._group.restarts if self._group is not None else 0
-
-    # -------------------------------------------------------------------------------- reports
-    def _read_reports(self) -> None:
-        last_duty, stopping = 0.0, False
-        while not self._halt.is_set():
-            try:
-                for record in self._group.read(0.1):
-                    self._handle(record)
-                if not stopping and time.monotonic() - last_duty >= 1.0:
-                    last_duty = time.monotonic()
-                    stopping = self._every_second(last_duty)
-            except Exception:  # a bug here must not silently end the run's bookkeeping: show it, go on
-                self._handle({"kind": "error", "source": "reader", "time": time.time(), "error": traceback.format_exc()})
-
-    def _every_second(self, now: float) -> bool:
-        """The reader's periodic duties; True once the run is being stopped (limit or failure)."""
-        self._rate.append((now, self.steps))
-        records, failure = self._group.check()
-        for record in records:
-            self._handle(record)
-        if now - self._last_save >= 60 * self.config.checkpoint_minutes:
-            self._save_or_say()
-        milestone = self._listeners.gifs.milestone(self.elapsed)
-        if milestone and self._listeners.gifs.pending is None:
-            self.record_next_episode(milestone)
-        if failure:
-            self.failure = failure
-            self._say(f"the run failed and stops: {failure}")
-        limit = ((self.config.max_steps and self.steps >= self.config.max_steps)
-                 or (self.config.max_minutes and self.elapsed >= 60 * self.config.max_minutes))
-        if failure or limit:
-            self._halt.set()
-            threading.Thread(target=self.stop, name="a3c-stop", daemon=True).start()
-            return True
-        return False
-
-    def _handle(self, record: dict[str, Any]) -> None:
-        if record["kind"] == "frame":
-            self.latest_frame = record
-        else:
-            record = {**record, "elapsed": self._elapsed_before + record["time"] - (self._started_at or record["time"])}
-            if record["kind"] == "losses":
-                record["frames_per_second"] = self.steps_per_second() * self.frames_per_step
-            if record["kind"] == "error":
-                self._say(f"{record['source']} reported an error:\n{record['error']}")
-        self._listeners(record)
+        """Crashed children restarted in the latest session."""
+        return self._session.group.restarts if self._session is not None else 0
 
     # -------------------------------------------------------------------------------- GIFs
     def record_next_episode(self, name: str = "") -> None:
@@ -299,15 +244,12 @@ class Trainer:
     # -------------------------------------------------------------------------------- status
     def steps_per_second(self) -> float:
         """Agent steps per second over the last ~30 s (0 when stopped or before two samples)."""
-        if not self.running or len(self._rate) < 2:
-            return 0.0
-        (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+        return self._session.steps_per_second() if self.running and self._session is not None else 0.0
 
     def status(self) -> dict[str, Any]:
         """A snapshot: state ("starting" until the workers' first steps, "running", "stopped"), steps,
         frames, frames/s, elapsed, episodes, rewards (latest and mean of 10), errors, the failure."""
-        state = "stopped" if not self.running else "starting" if self.steps == self._steps_at_start else "running"
+        state = "stopped" if not self.running else "starting" if self.steps == self._session.steps_at_start else "running"
         return {"state": state, "running": self.running, "steps": self.steps, "frames": self.frames,
                 "steps_per_second": self.steps_per_second(),
                 "frames_per_second": self.steps_per_second() * self.frames_per_step, "elapsed": self.elapsed,
@@ -327,13 +269,13 @@ class Trainer:
         """Write a checkpoint (default ``checkpoints/step-<steps>.pt`` in the run folder, keeping the last
         ``keep_checkpoints``). Weights that are not finite are never saved: ``CheckpointError``."""
         with self._save_lock:
-            if self._group is not None:
-                self._group.sync()  # the Ray backend's state lives in its server: copy it here first
+            if self._session is not None:
+                self._session.group.sync()  # the Ray backend's state lives in its server: copy it here first
             steps = self.steps  # read once: the file's name and the count inside it agree
             target = self.folder.checkpoint_path(steps) if path is None else Path(path)
             save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},
                      self.history.to_dict(), self.action_names)
-            self._last_save = time.monotonic()
+            self.saved_at = time.monotonic()
             if path is None:
                 self.last_checkpoint = target
                 self.folder.rotate(self.config.keep_checkpoints)

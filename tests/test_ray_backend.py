@@ -93,7 +93,7 @@ def test_workers_spread_over_both_nodes_on_the_loopback_and_no_actor_is_left_aft
     trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
     trainer.start()
     wait_for(lambda: trainer.steps > 200, 120, "the first steps")
-    pids, nodes = trainer.process_ids(), trainer._group.nodes()
+    pids, nodes = trainer.process_ids(), trainer._session.group.nodes()
     # while the run trains, every socket of the Ray processes (services and actors) is on 127.0.0.1
     sockets = [(c.laddr, c.raddr) for p in psutil.process_iter() if p.name().startswith(("raylet", "gcs_server", "ray::"))
                for c in _connections(p) if c.family.name.startswith("AF_INET")]
