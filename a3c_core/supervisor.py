@@ -1,7 +1,9 @@
-"""One ``start()`` .. ``stop()`` of a training run, watched from the kernel: the reader thread.
+"""One ``start()`` .. ``stop()`` of a training run, seen from the kernel: its processes and the reader thread.
 
-A :class:`Supervisor` holds the running process group (:mod:`a3c_core.processes`, or the Ray
-backend's). Its thread passes every report to the trainer's listeners and, once a second, restarts
+A :class:`Supervisor` starts the workers and the evaluator on the config's backend (a
+:class:`~a3c_core.processes.ProcessGroup` sharing the model's memory, or Ray actors around a
+parameter server: :mod:`a3c_core.ray_backend`) and stops them at the end. Its reader thread passes
+every report to the trainer's listeners and, once a second, restarts
 crashed children, writes the periodic checkpoint, asks for a GIF at each milestone, and stops the run
 at ``max_steps`` / ``max_minutes`` or when it failed (diverged, or a crash that keeps happening).
 What outlives a session (model, optimizer, counters, history, run folder) stays in the
@@ -20,9 +22,14 @@ if TYPE_CHECKING:
     from .listeners import Listeners
     from .trainer import Trainer
 
+from .evaluator import run_evaluator
+from .processes import ProcessGroup
+from .worker import run_worker
+
 
 class Supervisor:
-    """The reader thread of one session of ``trainer``, around its started process ``group``.
+    """One session of ``trainer``: starts its processes; :meth:`watch` starts the reader thread,
+    :meth:`finish` ends both.
 
     Args:
         listeners: where every report goes (the trainer's :class:`~a3c_core.listeners.Listeners`).
@@ -30,14 +37,38 @@ class Supervisor:
         say: prints a message when the trainer is verbose.
     """
 
-    def __init__(self, trainer: "Trainer", group: Any, listeners: "Listeners", save: Callable[[], None],
+    def __init__(self, trainer: "Trainer", listeners: "Listeners", save: Callable[[], None],
                  say: Callable[[str], None]):
-        self.trainer, self.group, self.listeners, self.save, self.say = trainer, group, listeners, save, say
+        self.trainer, self.listeners, self.save, self.say = trainer, listeners, save, say
         self.halt = threading.Event()  # set: the session is ending (stop() under way or asked for)
         self.steps_at_start = trainer.steps
         self.rate: deque[tuple[float, int]] = deque(maxlen=30)  # (time, steps) samples for steps/s
         self.thread = threading.Thread(target=self._read_reports, name="a3c-reader", daemon=True)
+        self.group = self._start_group()
+
+    def _start_group(self) -> Any:
+        """The workers and the evaluator, on ``config.backend``: processes sharing the model's memory
+        here, or Ray actors around a parameter server (notebook 09)."""
+        config, model, optimizer, steps = (self.trainer.config, self.trainer.model, self.trainer.optimizer,
+                                           self.trainer.shared_steps)
+        if config.backend == "ray":
+            try:
+                from .ray_backend import RayGroup  # Ray is an optional extra: imported only when asked for
+            except ImportError as error:
+                raise ImportError("backend 'ray' needs Ray: pip install -e \".[cluster]\" (or pip install ray)") from error
+            group = RayGroup(config, self.say)
+            group.start(model, optimizer, steps)
+            return group
+        group = ProcessGroup(config.restart_crashed, self.say)
+        group.start({**{f"worker {rank}": (run_worker, (rank, config, model, optimizer, steps))
+                        for rank in range(config.workers)},
+                     "evaluator": (run_evaluator, (config, model, steps))})
+        return group
+
+    def watch(self) -> "Supervisor":
+        """Start the reader thread (once the trainer's clock runs: reports carry its elapsed time)."""
         self.thread.start()
+        return self
 
     def _read_reports(self) -> None:
         last_duty, stopping = 0.0, False

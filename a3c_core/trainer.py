@@ -29,13 +29,10 @@ from typing import Any, Callable
 from .checkpoint import CheckpointError, RunFolder, load_run, restore_run, save_run
 from .config import A3CConfig
 from .envs import action_names, make_env
-from .evaluator import run_evaluator
 from .listeners import History, Listeners
 from .model import ActorCritic
-from .processes import ProcessGroup
 from .shared import SharedAdam
 from .supervisor import Supervisor
-from .worker import run_worker
 
 #: Seconds a stop waits for processes to finish their update before terminating them.
 STOP_TIMEOUT = 15.0
@@ -69,7 +66,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
         self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
-        self._steps = mp.get_context("spawn").Value("q", 0)
+        self.shared_steps = mp.get_context("spawn").Value("q", 0)  # the workers add to it, under its lock
         self._session: Supervisor | None = None  # the latest start()'s
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
         self._stopped = threading.Event()  # clear from start() until stop() has saved
@@ -96,7 +93,7 @@ class Trainer:
     @property
     def steps(self) -> int:
         """Agent steps taken by all workers (across resumes)."""
-        return int(self._steps.value)
+        return int(self.shared_steps.value)
 
     @property
     def frames_per_step(self) -> int:
@@ -136,34 +133,17 @@ class Trainer:
                 self.folder.unlock()
                 raise
             try:
-                group = self._start_group()
+                session = Supervisor(self, self._listeners, self._save_or_say, self._say)  # starts the processes
             except BaseException:
                 self._listeners.close()
                 self.folder.unlock()
                 raise
             self.failure, self._started_at, self.saved_at = None, time.time(), time.monotonic()
             self._stopped.clear()
-            self._session = Supervisor(self, group, self._listeners, self._save_or_say, self._say)
+            self._session = session.watch()
         self._say(f"started {self.config.workers} workers and the evaluator on {self.config.game} "
                   f"(run folder {self.run_dir})")
         return self
-
-    def _start_group(self) -> Any:
-        """The workers and the evaluator, on ``config.backend``: processes sharing the model's memory
-        here (:class:`ProcessGroup`), or Ray actors around a parameter server (notebook 09)."""
-        if self.config.backend == "ray":
-            try:
-                from .ray_backend import RayGroup  # Ray is an optional extra: imported only when asked for
-            except ImportError as error:
-                raise ImportError("backend 'ray' needs Ray: pip install -e \".[cluster]\" (or pip install ray)") from error
-            group = RayGroup(self.config, self._say)
-            group.start(self.model, self.optimizer, self._steps)
-            return group
-        group = ProcessGroup(self.config.restart_crashed, self._say)
-        shared = (self.model, self.optimizer, self._steps)
-        group.start({**{f"worker {rank}": (run_worker, (rank, self.config, *shared)) for rank in range(self.config.workers)},
-                     "evaluator": (run_evaluator, (self.config, self.model, self._steps))})
-        return group
 
     def stop(self, save: bool = True) -> Path | None:
         """Stop every process cooperatively (terminate after a timeout), then save a checkpoint.
@@ -301,7 +281,7 @@ class Trainer:
             run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
         trainer = cls(config, run_dir=run_dir, verbose=verbose)
         restore_run(path, payload, trainer.model, trainer.optimizer)
-        trainer._steps.value = int(payload["counters"]["steps"])
+        trainer.shared_steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
         trainer.history = History.from_dict(payload["history"])
         trainer.last_checkpoint = path

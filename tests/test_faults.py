@@ -176,7 +176,7 @@ def test_a_full_disk_is_one_sentence_and_the_earlier_checkpoint_stays(tmp_path: 
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("a3c_core.checkpoint.os.fsync", no_space)
-    trainer._steps.value = 500
+    trainer.shared_steps.value = 500
     with pytest.raises(CheckpointError, match="no space left on the device; the earlier checkpoints are untouched"):
         trainer.save()
     assert first.read_bytes() == before
@@ -278,7 +278,7 @@ def test_two_saves_at_the_same_step_keep_both_and_names_match_their_steps(tmp_pa
     trainer, first = saved_run(tmp_path, keep_checkpoints=5)
     second = trainer.save()
     assert first != second and first.exists() and second.exists()
-    trainer._steps.value = 42
+    trainer.shared_steps.value = 42
     third = trainer.save()
     assert [p.name for p in trainer.folder.checkpoints()] == [first.name, second.name, third.name]
     for path in (first, second, third):

@@ -79,8 +79,14 @@ class FakeTrainer:
 
 
 def supervise(trainer: FakeTrainer, group: ScriptedGroup) -> tuple[Supervisor, Listeners, list[str], list[str]]:
+    """A Supervisor around ``group`` instead of real processes, watching."""
     listeners, saves, said = Listeners(), [], []
-    supervisor = Supervisor(trainer, group, listeners, lambda: saves.append("saved"), said.append)
+
+    class Scripted(Supervisor):
+        def _start_group(self) -> ScriptedGroup:
+            return group
+
+    supervisor = Scripted(trainer, listeners, lambda: saves.append("saved"), said.append).watch()
     return supervisor, listeners, saves, said
 
 

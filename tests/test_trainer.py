@@ -177,7 +177,7 @@ def test_resume_continues_model_counters_history_and_the_reward_curve(tmp_path: 
 def test_a_truncated_checkpoint_raises_a_clear_error_and_the_previous_one_is_intact(tmp_path: Path) -> None:
     trainer = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
     previous = trainer.save()
-    trainer._steps.value = 1000  # as if it had trained 1000 steps
+    trainer.shared_steps.value = 1000  # as if it had trained 1000 steps
     latest = trainer.save()
     assert previous != latest
     data = latest.read_bytes()
