@@ -111,14 +111,14 @@ def jupyterlab(root: Path, work: Path, make_in: Path | None = None) -> Iterator[
             assert not left, f"processes still alive 20 s after JupyterLab was stopped: {left}"
 
 
-def kernels(lab: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The server's kernels (``GET /api/kernels``), or None while a new kernel is still starting.
+def api(lab: dict[str, Any], what: str) -> list[dict[str, Any]] | None:
+    """``GET /api/<what>`` (``kernels``, ``sessions``), or None while a new kernel is still starting.
 
     jupyter_server can answer 500 then (the new kernel has no ``last_activity`` yet:
     jupyter-server/enterprise_gateway#1395 shows the same traceback): that means "not yet".
     """
     try:
-        with urllib.request.urlopen(f"{lab['api']}/kernels?token={lab['token']}", timeout=5) as response:
+        with urllib.request.urlopen(f"{lab['api']}/{what}?token={lab['token']}", timeout=5) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         if error.code == 500:
@@ -126,20 +126,27 @@ def kernels(lab: dict[str, Any]) -> list[dict[str, Any]] | None:
         raise
 
 
-def kernel_connected(lab: dict[str, Any]) -> bool:
-    """True when the server has exactly one kernel, idle, with a browser connection."""
-    found = kernels(lab)
-    return found is not None and len(found) == 1 and found[0]["connections"] >= 1 \
-        and found[0]["execution_state"] == "idle"
+def kernels(lab: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The server's kernels (``GET /api/kernels``), or None while one is still starting."""
+    return api(lab, "kernels")
 
 
-def shut_down_kernels(lab: dict[str, Any]) -> None:
-    """Shut every kernel of the server down (``DELETE /api/kernels/ID``) and wait until none is left."""
-    for kernel in kernels(lab) or []:
-        request = urllib.request.Request(f"{lab['api']}/kernels/{kernel['id']}?token={lab['token']}", method="DELETE")
+def kernel_connected(lab: dict[str, Any], name: str) -> bool:
+    """True when notebook ``name`` has a kernel, idle, with a browser connection."""
+    sessions = api(lab, "sessions") or []
+    return any(session["path"].endswith(name) and session["kernel"]["connections"] >= 1
+               and session["kernel"]["execution_state"] == "idle" for session in sessions)
+
+
+def shut_down_sessions(lab: dict[str, Any]) -> None:
+    """End every notebook session of the server and its kernel (``DELETE /api/sessions/ID``) and wait
+    until no kernel is left."""
+    for session in api(lab, "sessions") or []:
+        request = urllib.request.Request(f"{lab['api']}/sessions/{session['id']}?token={lab['token']}",
+                                         method="DELETE")
         urllib.request.urlopen(request, timeout=60)
     deadline = time.monotonic() + 60
-    while kernels(lab) and time.monotonic() < deadline:
+    while kernels(lab) != [] and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
@@ -157,15 +164,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, page: A
         time.sleep(0.25)
 
 
-def open_notebook(page: Any, lab: dict[str, Any], name: str, shots: Path) -> None:
+def open_notebook(page: Any, lab: dict[str, Any], name: str, shots: Path, workspace: str = "") -> None:
     """Open ``name`` (relative to the server's root) and wait until its kernel is idle and connected.
 
-    JupyterLab may start a kernel, replace it at once and only then connect: wait for the one kernel
-    that the page is connected to, so that "Run All" goes to it.
+    ``workspace``: a JupyterLab workspace of that name, so that the tabs of earlier pages are not
+    opened again (with their kernels). JupyterLab may start a kernel, replace it at once and only
+    then connect: wait for the kernel of this notebook that the page is connected to, so that
+    "Run All" goes to it.
     """
-    page.goto(f"{lab['base']}/lab/tree/{name}?token={lab['token']}", timeout=60_000)
+    where = f"workspaces/{workspace}/tree" if workspace else "tree"
+    page.goto(f"{lab['base']}/lab/{where}/{name}?token={lab['token']}", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    wait_until(lambda: kernel_connected(lab), 90, "the notebook's kernel to be connected", page, shots)
+    wait_until(lambda: kernel_connected(lab, name), 90, "the notebook's kernel to be connected", page, shots)
 
 
 def run_all(page: Any) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,8 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, jupyterlab, kernels, open_notebook,  # noqa: E402
-                 run_all, shut_down_kernels, wait_until)
+                 run_all, shut_down_sessions, wait_until)
 
+#: The prompt of a cell that ran or is queued/running: "[3]:" or "[*]:" (not "[ ]:").
+STARTED = re.compile(r"\[(\*|\d+)\]:")
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -75,15 +78,38 @@ def read_saved(path: Path) -> dict[str, Any]:
             "errors": errors, "stderr": stderr}
 
 
-def run_notebook(page: Any, lab: dict[str, Any], name: str, timeout: float, shots: Path) -> dict[str, Any]:
-    """Open ``name``.ipynb, Run All, wait for the end, save; returns its measurements."""
+def run_notebook(browser: Any, lab: dict[str, Any], name: str, timeout: float, shots: Path) -> dict[str, Any]:
+    """Open ``name``.ipynb in a page of its own, Run All, wait for the end, save, close the page and
+    end the kernel; returns the measurements (``status`` says why, if the page did not get there)."""
     path = Path(lab["root"]) / f"{name}.ipynb"
     server_processes = set(group_members(lab["pgid"]))
-    open_notebook(page, lab, path.name, shots)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    try:
+        result = {"notebook": name, **_run_in(page, lab, path, timeout, shots)}
+    except AssertionError as error:  # a wait that timed out: say which, and go on with the next notebook
+        result = {"notebook": name, "status": f"failed: {error}", "seconds": 0.0, **read_saved(path)}
+    finally:
+        page.close()
+    shut_down_sessions(lab)
+    deadline = time.monotonic() + 30
+    while set(group_members(lab["pgid"])) - server_processes and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = sorted(set(group_members(lab["pgid"])) - server_processes)
+    for pid in left:
+        os.kill(pid, 9)
+    result["processes_left"] = len(left)
+    return result
+
+
+def _run_in(page: Any, lab: dict[str, Any], path: Path, timeout: float, shots: Path) -> dict[str, Any]:
+    name = path.stem
+    open_notebook(page, lab, path.name, shots, workspace=f"run-all-{name}")
     saved_before = path.stat().st_mtime
     run_all(page)
     start = time.monotonic()
-    wait_until(lambda: any(p != "[ ]:" for p in prompts(page)), 120, f"{name}'s first cell to start", page, shots)
+    wait_until(lambda: any(STARTED.fullmatch(p) for p in prompts(page)), 120, f"{name}'s first cell to start",
+               page, shots)
     status, quiet = "finished", 0
     while quiet < 2:  # the kernel idle and no cell queued, twice in a row a second apart
         time.sleep(1.0)
@@ -102,22 +128,17 @@ def run_notebook(page: Any, lab: dict[str, Any], name: str, timeout: float, shot
     page.keyboard.press("Control+s")
     wait_until(lambda: path.stat().st_mtime > saved_before, 60, f"{name} to be saved", page, shots)
     time.sleep(1.0)  # the save is written in one go, but give the file system a moment
-    result = {"notebook": name, "status": status, "seconds": round(seconds, 1), **read_saved(path)}
-    shut_down_kernels(lab)
-    deadline = time.monotonic() + 30
-    while set(group_members(lab["pgid"])) - server_processes and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = sorted(set(group_members(lab["pgid"])) - server_processes)
-    for pid in left:
-        os.kill(pid, 9)
-    result["processes_left"] = len(left)
-    return result
+    return {"status": status, "seconds": round(seconds, 1), **read_saved(path)}
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = ["| notebook | Run All | code cells run | tracebacks | stderr outputs |", "|---|---:|---:|---:|---:|"]
     for r in results:
-        took = f"{r['seconds'] / 60:.1f} min" + ("" if r["status"] == "finished" else f" ({r['status']})")
+        took = duration(r["seconds"]) + ("" if r["status"] == "finished" else f" ({r['status']})")
         lines.append(f"| {r['notebook']} | {took} | {r['ran']} / {r['code_cells']} | {len(r['errors'])} "
                      f"| {len(r['stderr'])} |")
     return "\n".join(lines)
@@ -162,13 +183,11 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(30_000)
                 for name in names:
                     print(f"  {name}: Run All ...", end="", flush=True)
-                    result = run_notebook(page, lab, name, args.timeout, shots)
+                    result = run_notebook(browser, lab, name, args.timeout, shots)
                     record["results"].append(result)
-                    print(f" {result['status']} in {result['seconds'] / 60:.1f} min, {result['ran']}/"
+                    print(f" {result['status']} in {duration(result['seconds'])}, {result['ran']}/"
                           f"{result['code_cells']} cells, {len(result['errors'])} tracebacks", flush=True)
                     for line in result["errors"]:
                         print(f"    {line}")
