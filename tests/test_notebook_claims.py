@@ -8,41 +8,19 @@ a full run can show (a whole Pong game, 30 games of section 3 in notebook 08) is
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
+from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters
-
-#: Seconds one notebook may take here, smoke run and query together.
-TIMEOUT_S = 420
+from test_notebooks import smoke_run
 
 
-def run_smoke(name: str, query: str, after_tag: str | None = None, insert: str = "",
-              parameters: dict | None = None) -> tuple[dict, str]:
-    """Execute notebook ``name`` in smoke mode (``parameters`` added to the smoke ones), optionally with
-    the code ``insert`` in a new cell right after the cell tagged ``after_tag``; then evaluate the
-    Python expression ``query`` in its kernel. Returns its value (sent back as JSON) and everything
-    the notebook printed."""
-    nb = inject_smoke_parameters(nbformat.read(NOTEBOOKS / name, as_version=4))
-    injected = next(cell for cell in nb.cells if "injected-parameters" in cell.metadata.get("tags", []))
-    injected.source += "".join(f"\n{key} = {value!r}" for key, value in (parameters or {}).items())
-    if after_tag:
-        index = next(i for i, cell in enumerate(nb.cells) if after_tag in cell.metadata.get("tags", []))
-        nb.cells.insert(index + 1, nbformat.v4.new_code_cell(insert))
-    nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint('CLAIMS=' + _json.dumps({query}))"))
-    start = time.perf_counter()
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(NOTEBOOKS)}},
-                            timeout_func=lambda cell: max(1, int(start + TIMEOUT_S - time.perf_counter())))
-    client.execute()
-    text = "".join(output.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                   for output in cell.outputs if output.output_type == "stream")
-    before, claims = text.rsplit("CLAIMS=", 1)
-    return json.loads(claims), before
+def run_smoke(name: str, query: str, **options: Any) -> tuple[Any, str]:
+    """The value of ``query`` after notebook ``name``'s smoke run, and everything the notebook printed
+    (:func:`test_notebooks.smoke_run`, which ``options`` go to)."""
+    run = smoke_run(name, query, **options)
+    return run.value, run.text
 
 
 def test_00_uses_one_torch_thread_as_it_says_and_shows_raw_frames(kernel_dir: Path) -> None:

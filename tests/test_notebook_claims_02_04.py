@@ -6,32 +6,17 @@ cell at the end that prints, as JSON, the values its prose talks about; the test
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-
-from test_notebooks import KERNEL_NAME, NOTEBOOKS, inject_smoke_parameters
-
-MARKER = "CLAIMS:"
-#: Seconds each notebook's smoke run may take, claims included.
-LIMIT_S = 300
+from test_notebooks import smoke_run
 
 
 def claims(name: str, probe: str) -> dict:
     """Run notebook ``name`` in smoke mode, then ``probe`` (an expression over the notebook's
     variables that gives a dict): that dict."""
-    nb = inject_smoke_parameters(nbformat.read(NOTEBOOKS / name, as_version=4))
-    nb.cells.append(nbformat.v4.new_code_cell(f"import json as _json\nprint({MARKER!r}, _json.dumps({probe}))"))
-    start = time.perf_counter()
-    NotebookClient(nb, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(NOTEBOOKS)}},
-                   timeout_func=lambda cell: max(1, int(start + LIMIT_S - time.perf_counter()))).execute()
-    text = "".join(output.get("text", "") for output in nb.cells[-1].outputs if output.get("name") == "stdout")
-    values = json.loads(text.split(MARKER, 1)[1].splitlines()[0])
-    print(f"{name}: {time.perf_counter() - start:.1f} s; {values}")
+    values = smoke_run(name, probe).value
+    print(f"{name}: {values}")
     return values
 
 
