@@ -1,4 +1,4 @@
-"""Run storage: checkpoints, the run folder (its name, its lock, its checkpoint files) and exports.
+"""Run storage, the files: checkpoints (save, load, migrate, resume) and the exported agents.
 
 A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
@@ -9,8 +9,8 @@ checkpoint under the real name. Loading uses ``torch.load(weights_only=True)``: 
 containers only, so a checkpoint from a stranger cannot run code on your machine. Older formats are
 migrated on loading (:data:`MIGRATIONS`), keyed on the format version they carry.
 
-A run folder (:class:`RunFolder`) holds ``config.json``, ``metrics.jsonl`` and ``checkpoints/``. One
-run at a time may use it: a second one is refused while the first holds its lock.
+Where a run's checkpoints go (their names, their rotation, the folder's lock) is
+:mod:`a3c_core.run_folder`'s.
 """
 
 from __future__ import annotations
@@ -19,16 +19,9 @@ import errno
 import io
 import json
 import os
-import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
-
-try:
-    import fcntl
-except ImportError:  # Windows: no run-folder lock
-    fcntl = None
 
 import torch
 
@@ -205,94 +198,3 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
     }
     Path(path).with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-class RunFolder:
-    """The folder of one run: ``config.json``, ``metrics.jsonl``, ``checkpoints/step-<steps>.pt``.
-
-    :meth:`lock` makes sure that no other live run writes into it (an advisory lock on ``.lock``,
-    released by the operating system when the process ends, however it ends).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._lock_file: Any = None
-
-    @classmethod
-    def new(cls, parent: str | os.PathLike, game: str) -> "RunFolder":
-        """A new, empty ``<parent>/<game>-<date>-<time>`` (``-2``, ``-3`` ... if that exists already)."""
-        stem = f"{game}-{time.strftime('%Y%m%d-%H%M%S')}"
-        for n in range(1, 1000):
-            path = Path(parent) / (stem if n == 1 else f"{stem}-{n}")
-            try:
-                path.mkdir(parents=True)
-                return cls(path)
-            except FileExistsError:
-                continue
-            except OSError as error:
-                raise ValueError(f"cannot create a run folder under {parent}: {error.strerror}; choose another "
-                                 "run_dir") from error
-        raise ValueError(f"{parent} has 1000 runs named {stem}*: choose another run_dir")
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.path / "checkpoints"
-
-    def lock(self) -> None:
-        """Create the folder if needed and take its lock; ``ValueError`` in one sentence if that fails."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.checkpoint_dir.mkdir(exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as error:
-            raise ValueError(f"cannot use {self.path} as a run folder: {error.strerror}; choose another run "
-                             "folder (--run-dir / --name)") from error
-        if fcntl is None or self._lock_file is not None:
-            return
-        file = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            file.seek(0)
-            owner = file.read().strip() or "unknown"
-            file.close()
-            raise ValueError(f"{self.path} is in use by another run (process {owner}): give this run another "
-                             "--name, or stop that run first") from None
-        file.seek(0)
-        file.truncate()
-        file.write(str(os.getpid()))
-        file.flush()
-        self._lock_file = file
-        for stale in self.checkpoint_dir.glob("*.tmp"):  # left by a save that was killed; no one else writes here
-            stale.unlink(missing_ok=True)
-
-    def unlock(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
-            self._lock_file = None
-
-    def checkpoints(self) -> list[Path]:
-        """The run's checkpoints, oldest first (by step count, then by the order they were written)."""
-        def key(path: Path) -> tuple[int, int]:
-            match = re.fullmatch(r"step-(\d+)(?:-(\d+))?", path.stem)
-            return (int(match[1]), int(match[2] or 0)) if match else (-1, 0)
-        return sorted((p for p in self.checkpoint_dir.glob("step-*.pt") if key(p)[0] >= 0), key=key)
-
-    def checkpoint_path(self, steps: int) -> Path:
-        """``step-<steps>.pt``; ``step-<steps>-2.pt`` ... when a checkpoint at that step exists already."""
-        path = self.checkpoint_dir / f"step-{steps:012d}.pt"
-        n = 2
-        while path.exists():
-            path = self.checkpoint_dir / f"step-{steps:012d}-{n}.pt"
-            n += 1
-        return path
-
-    def rotate(self, keep: int) -> None:
-        """Delete all but the newest ``keep`` checkpoints."""
-        for old in self.checkpoints()[:-keep]:
-            old.unlink(missing_ok=True)
-
-    def write_config(self, config: A3CConfig) -> None:
-        (self.path / "config.json").write_text(json.dumps(config.to_dict(), indent=2))

@@ -257,7 +257,7 @@ class Dashboard:
             return
         self._plotted, self._plotted_at = key, now
         self.plot.value = figure_png(reward_figure(history, x=self.x_axis.value,
-                                                   frames_per_step=self.trainer.frames_per_step,
+                                                   frames_per_step=self.trainer.config.frames_per_step,
                                                    reference=self.reference))
 
     def _show_errors(self) -> None:

@@ -19,10 +19,13 @@ import statistics
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .loggers import open_loggers
 from .plots import save_gif
+
+if TYPE_CHECKING:
+    from .config import A3CConfig
 
 #: Frames one GIF holds at most (80 s of play at the evaluator's default pace); longer episodes are cut.
 GIF_MAX_FRAMES = 1200
@@ -162,24 +165,32 @@ class Listeners:
     """The run's listeners as one: its :class:`History`, :class:`MetricsFile`, :class:`GifRecorder`, the
     loggers (open while the run runs) and ``extra`` (anyone's: called with every record too)."""
 
-    def __init__(self, run_dir: Path, fps: float, snapshot_minutes: float, say: Callable[[str], None]):
-        self.history = History()
+    def __init__(self, run_dir: Path, config: A3CConfig, say: Callable[[str], None]):
+        self.run_dir, self.say, self.history = run_dir, say, History()
         self.metrics = MetricsFile(run_dir / "metrics.jsonl")
-        self.gifs = GifRecorder(run_dir / "gifs", fps, snapshot_minutes, say)
+        fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)  # the evaluator's frames/s
+        self.gifs = GifRecorder(run_dir / "gifs", fps, config.snapshot_minutes, say)
         self.loggers: list[Any] = []
         self.extra: list[Callable[[dict[str, Any]], None]] = []
 
-    def open(self, run_dir: Path, frames_per_step: int, config: dict[str, Any]) -> None:
-        """Open the loggers installed here (:func:`a3c_core.loggers.open_loggers`)."""
-        self.loggers = open_loggers(run_dir, frames_per_step, config)
+    def open(self, config: A3CConfig, rewrite: bool = False) -> None:
+        """Open the loggers installed here (:func:`a3c_core.loggers.open_loggers`); with ``rewrite``, first
+        make ``metrics.jsonl`` hold exactly the history (a resumed run: what came after its checkpoint
+        never happened)."""
+        if rewrite:
+            self.metrics.rewrite(self.history)
+        self.loggers = open_loggers(self.run_dir, config.frames_per_step, config.to_dict())
 
     def __call__(self, record: dict[str, Any]) -> None:
         for listener in (self.history, self.metrics, self.gifs, *self.loggers, *self.extra):
             listener(record)
 
-    def close(self) -> str | None:
-        """Close the loggers and wait for the GIFs; the name of a requested GIF that did not finish."""
+    def close(self) -> None:
+        """Close the loggers and wait for the GIFs being written; say which requested GIF's episode did not
+        finish (it is not saved)."""
         for logger in self.loggers:
             logger.close()
         self.loggers = []
-        return self.gifs.close()
+        unfinished = self.gifs.close()
+        if unfinished:
+            self.say(f"the evaluator's episode for {unfinished}.gif did not finish: not saved")

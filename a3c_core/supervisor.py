@@ -114,7 +114,7 @@ class Supervisor:
         else:
             record = {**record, "elapsed": trainer.elapsed_at(record["time"])}
             if record["kind"] == "losses":
-                record["frames_per_second"] = self.steps_per_second() * trainer.frames_per_step
+                record["frames_per_second"] = self.steps_per_second() * trainer.config.frames_per_step
             if record["kind"] == "error":
                 self.say(f"{record['source']} reported an error:\n{record['error']}")
         self.listeners(record)
@@ -126,14 +126,14 @@ class Supervisor:
         (t0, s0), (t1, s1) = self.rate[0], self.rate[-1]
         return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def finish(self, timeout: float) -> list[str]:
+    def finish(self, timeout: float) -> None:
         """End the session: stop the reader, then the processes (cooperatively, terminated after
-        ``timeout`` s); their last reports still reach the listeners. Returns the names of the
-        processes that had to be terminated."""
+        ``timeout`` s, which is said); their last reports still reach the listeners."""
         self.halt.set()
         if self.thread is not threading.current_thread():
             self.thread.join(timeout)
         records, stuck = self.group.stop(timeout)
         for record in records:
             self.handle(record)
-        return stuck
+        if stuck:
+            self.say(f"{', '.join(stuck)} did not stop within {timeout:.0f} s and was terminated")

@@ -7,13 +7,10 @@
     trainer.status()         # state, steps, frames/s, rewards ...
     trainer.stop()           # cooperative stop, then a final checkpoint (its path)
 
-The parts, each with one job: a :class:`~a3c_core.processes.ProcessGroup` (the child processes),
-listeners (:mod:`a3c_core.listeners`: the history, ``metrics.jsonl``, GIFs, optional loggers), a
-:class:`~a3c_core.checkpoint.RunFolder` (the run's files and lock) and, from each ``start()`` to the
-end of its ``stop()``, a :class:`~a3c_core.supervisor.Supervisor`: the reader thread that passes
-every report to the listeners, restarts crashed children, writes periodic checkpoints and stops the
-run at its limits or when it failed (:attr:`failure`). Pausing is ``stop()`` then ``start()``: model,
-optimizer state, counters and history stay in the trainer.
+Each ``start()`` .. ``stop()`` is a :class:`~a3c_core.supervisor.Supervisor`'s (the processes and the
+reader thread); the listeners (:mod:`a3c_core.listeners`) and the run folder
+(:class:`~a3c_core.run_folder.RunFolder`) live here, with the model, the optimizer state, the counters
+and the history: pausing is ``stop()`` then ``start()``.
 """
 
 from __future__ import annotations
@@ -26,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import CheckpointError, RunFolder, load_run, restore_run, save_run
+from .checkpoint import CheckpointError, load_run, restore_run, save_run
 from .config import A3CConfig
 from .envs import action_names, make_env
 from .listeners import History, Listeners
 from .model import ActorCritic
+from .run_folder import RunFolder
 from .shared import SharedAdam
 from .supervisor import Supervisor
 
@@ -59,8 +57,7 @@ class Trainer:
         env.close()
         self.model = ActorCritic.from_config(config, len(self.action_names)).share_memory()
         self.optimizer = SharedAdam(self.model.parameters(), lr=config.lr)
-        fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)
-        self._listeners = Listeners(self.run_dir, fps, config.snapshot_minutes, self._say)
+        self._listeners = Listeners(self.run_dir, config, self._say)
         self.listeners = self._listeners.extra  # yours: called with every record
         self.latest_frame: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
@@ -96,13 +93,8 @@ class Trainer:
         return int(self.shared_steps.value)
 
     @property
-    def frames_per_step(self) -> int:
-        """Emulator frames per agent step: the frame skip (Catch has none)."""
-        return self.config.frames_per_step
-
-    @property
     def frames(self) -> int:
-        return self.steps * self.frames_per_step
+        return self.steps * self.config.frames_per_step
 
     @property
     def elapsed(self) -> float:
@@ -122,17 +114,10 @@ class Trainer:
             self._built_for.resumed(**self.config.to_dict())  # validates; the game and the shape cannot change
             for group in self.optimizer.param_groups:  # a learning rate changed since (or on resume) takes effect
                 group["lr"] = self.config.lr
-            self.folder.lock()
+            self.folder.open(self.config)  # its lock, and config.json
             try:
-                self.folder.write_config(self.config)
-                if self._rewrite_metrics:  # a resumed run: what came after its checkpoint never happened
-                    self._listeners.metrics.rewrite(self.history)
-                    self._rewrite_metrics = False
-                self._listeners.open(self.run_dir, self.frames_per_step, self.config.to_dict())
-            except BaseException:
-                self.folder.unlock()
-                raise
-            try:
+                self._listeners.open(self.config, self._rewrite_metrics)
+                self._rewrite_metrics = False
                 session = Supervisor(self, self._listeners, self._save_or_say, self._say)  # starts the processes
             except BaseException:
                 self._listeners.close()
@@ -157,13 +142,9 @@ class Trainer:
             if not self.running:
                 self._say(f"already stopped; last checkpoint: {self.last_checkpoint}")
                 return self.last_checkpoint
-            stuck = self._session.finish(STOP_TIMEOUT)
-            if stuck:
-                self._say(f"{', '.join(stuck)} did not stop within {STOP_TIMEOUT:.0f} s and was terminated")
+            self._session.finish(STOP_TIMEOUT)
             self._elapsed_before, self._started_at = self.elapsed, None
-            unfinished = self._listeners.close()
-            if unfinished:
-                self._say(f"the evaluator's episode for {unfinished}.gif did not finish: not saved")
+            self._listeners.close()
             if save:
                 self._save_or_say()
         finally:
@@ -232,7 +213,7 @@ class Trainer:
         state = "stopped" if not self.running else "starting" if self.steps == self._session.steps_at_start else "running"
         return {"state": state, "running": self.running, "steps": self.steps, "frames": self.frames,
                 "steps_per_second": self.steps_per_second(),
-                "frames_per_second": self.steps_per_second() * self.frames_per_step, "elapsed": self.elapsed,
+                "frames_per_second": self.steps_per_second() * self.config.frames_per_step, "elapsed": self.elapsed,
                 **self.history.summary(), "restarts": self.restarts, "processes_alive": len(self.process_ids()),
                 "failure": self.failure}
 

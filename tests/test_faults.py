@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from a3c_core import Trainer
-from a3c_core.checkpoint import CheckpointError, RunFolder, load_checkpoint, save_checkpoint
+from a3c_core import A3CConfig, Trainer
+from a3c_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from a3c_core.run_folder import RunFolder
 from a3c_core.processes import MAX_CRASHES, ProcessGroup, send
 
 from test_trainer import alive, assert_all_gone, catch_config, wait_for
@@ -188,7 +189,7 @@ def test_stale_temporary_files_of_killed_saves_are_cleaned_up(tmp_path: Path) ->
     folder.checkpoint_dir.mkdir(parents=True)
     stale = folder.checkpoint_dir / "step-000000000100.pt.x8y2.tmp"
     stale.write_bytes(b"half a checkpoint")
-    folder.lock()
+    folder.open(A3CConfig.preset("catch"))
     try:
         assert not stale.exists()
     finally:

@@ -60,7 +60,7 @@ class FakeTrainer:
 
     def __init__(self, **config: Any) -> None:
         self.config = A3CConfig.preset("catch", **config)
-        self.steps, self.frames_per_step, self.saved_at = 0, 1, time.monotonic()
+        self.steps, self.saved_at = 0, time.monotonic()
         self.started_at, self.failure, self.latest_frame = time.time() - 100.0, None, None
         self.stopped = threading.Event()
 
@@ -99,11 +99,11 @@ def test_reports_reach_the_listeners_with_the_runs_elapsed_time_and_the_latest_f
     deadline = time.monotonic() + 10
     while len(listeners) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    stuck = supervisor.finish(5.0)
+    supervisor.finish(5.0)
     assert [r["kind"] for r in listeners] == ["episode", "frame", "error", "episode"]  # the last from stop()
     assert abs(listeners[0]["elapsed"] - (50.0 + sent - trainer.started_at)) < 1e-6
-    assert trainer.latest_frame is listeners[1] and stuck == ["worker 0"] and group.stopped_with == 5.0
-    assert said == ["worker 1 reported an error:\nboom"]
+    assert trainer.latest_frame is listeners[1] and group.stopped_with == 5.0
+    assert said == ["worker 1 reported an error:\nboom", "worker 0 did not stop within 5 s and was terminated"]
     assert not supervisor.thread.is_alive() and supervisor.halt.is_set()
 
 
