@@ -196,6 +196,17 @@ def test_stale_temporary_files_of_killed_saves_are_cleaned_up(tmp_path: Path) ->
         folder.unlock()
 
 
+def test_a_config_file_that_cannot_be_written_is_one_sentence_and_releases_the_lock(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "run")
+    (folder.path / "config.json").mkdir(parents=True)  # in the way of the file
+    with pytest.raises(ValueError, match=r"cannot write .*config.json: Is a directory"):
+        folder.open(A3CConfig.preset("catch"))
+    (folder.path / "config.json").rmdir()
+    other = RunFolder(folder.path)
+    other.open(A3CConfig.preset("catch"))  # not "in use by another run"
+    other.unlock()
+
+
 # ------------------------------------------------------------------------------------ divergence and crashes
 def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     trainer, good = saved_run(tmp_path, restart_crashed=True)
