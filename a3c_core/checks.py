@@ -12,8 +12,9 @@ verdict shows when the check is the last line of a cell (``print()`` it otherwis
 
 Each check is a table, an :class:`Exercise`: its hidden cases, each with the reference answer
 (``want``) and what typical mistakes would give, and an ordered list of rules, ``(test, hint)``: the
-form an answer must have, the typical mistakes, "anything else that differs from ``want``", and
-what a right number must also satisfy. One routine, :func:`_diagnose`, reads every table.
+form an answer must have, the typical mistakes (a test that is the name of a mistake's answer in the
+case), "anything else that differs from ``want``" (the test ``None``), and what a right number must
+also satisfy. One routine, :func:`_diagnose`, reads every table.
 
 The reference answers live in ``notebooks/solutions/``; ``tests/test_checks.py`` runs every check on
 them (they must pass) and on deliberately wrong answers (they must fail with a helpful sentence).
@@ -39,10 +40,11 @@ from . import loss, model, preprocess
 #: A hidden case: ``args`` for the student's function, ``want`` (the package's own answer), and the
 #: other names that its rules and hints use.
 Case = dict[str, Any]
-#: ``(test, hint)``: ``test(got, case)`` is true, or a dict of extra names for the hint, when the
-#: answer ``got`` has this problem; ``hint`` is formatted with the case's names, ``got``, ``type``
-#: and ``shape``.
-Rule = tuple[Callable[[Any, Case], Any], str]
+#: ``(test, hint)``: the answer ``got`` has this problem when ``test(got, case)`` is true (or a dict of
+#: extra names for the hint); when ``test`` is a name, when ``got`` equals that typical mistake's answer
+#: ``case[test]`` but not ``want`` (in some cases the two agree); when it is None, when ``got`` is not
+#: ``want``. ``hint`` is formatted with the case's names, ``got``, ``type`` and ``shape``.
+Rule = tuple[Callable[[Any, Case], Any] | str | None, str]
 
 
 @dataclass(frozen=True)
@@ -71,17 +73,17 @@ class _Wrong(Exception):
 class Exercise:
     """One exercise's table; calling it checks a student's function: ``checks.crop(my_crop)``.
 
-    ``cases()`` gives the hidden cases; ``call(student_fn, case)`` runs the function on one (default:
-    on ``case["args"]``) and ``prepare(got, case)`` turns the answer into something to compare (or
-    raises :class:`_Wrong`); the first of ``rules`` that the answer breaks gives the hint.
+    ``cases()`` gives the hidden cases; the function runs on each one's ``args``, ``prepare(got, case)``
+    turns the answer into something to compare (or raises :class:`_Wrong`), and the first of ``rules``
+    that the answer breaks gives the hint; numbers are equal within ``atol``.
     """
 
     name: str
     cases: Callable[[], Iterable[Case]]
     rules: list[Rule]
     success: str
-    call: Callable[[Callable[..., Any], Case], Any] = lambda fn, case: _call(fn, *case["args"])
     prepare: Callable[[Any, Case], Any] = lambda got, case: got
+    atol: float = 1e-5
 
     @property
     def __name__(self) -> str:
@@ -114,9 +116,13 @@ def _diagnose(exercise: Exercise, student_fn: Callable[..., Any]) -> None:
     """The one diagnosis routine: run ``student_fn`` on every case; raise :class:`_Wrong` with the
     hint of the first rule that an answer breaks."""
     for case in exercise.cases():
-        got = exercise.prepare(exercise.call(student_fn, case), case)
+        got = exercise.prepare(_call(student_fn, *case["args"]), case)
         for test, hint in exercise.rules:
-            found = test(got, case)
+            if test is None or isinstance(test, str):  # compared only here: earlier rules checked the shape
+                found = not _close(got, case["want"], exercise.atol) and (
+                    test is None or _close(got, case[test], exercise.atol))
+            else:
+                found = test(got, case)
             if found:
                 names = {**case, "got": got, "type": type(got).__name__, "shape": getattr(got, "shape", None)}
                 raise _Wrong(hint.format(**names, **(found if isinstance(found, dict) else {})))
@@ -151,28 +157,19 @@ def _scalar_tensor(value: Any, what: str) -> torch.Tensor:
     return value.reshape(()).to(torch.float32)
 
 
-def _close(answer: str, atol: float) -> Callable[[Any, Case], bool]:
-    """``got`` equals ``case[answer]`` within ``atol``."""
+def _close(got: Any, answer: Any, atol: float) -> bool:
+    """``got`` equals ``answer`` within ``atol`` (numbers, arrays or tensors)."""
     def numbers(value: Any) -> np.ndarray:
         return value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
-    return lambda got, case: bool(np.allclose(numbers(got), numbers(case[answer]), atol=atol))
-
-
-def _equals(mistake: str, atol: float = 1e-5) -> Callable[[Any, Case], bool]:
-    """A typical mistake's test: ``got`` is what that mistake computes, ``case[mistake]``, and not the
-    right answer (in some cases the two agree)."""
-    same, right = _close(mistake, atol), _close("want", atol)
-    return lambda got, case: same(got, case) and not right(got, case)
-
-
-def _differs(atol: float = 1e-5) -> Callable[[Any, Case], bool]:
-    """The test of "anything else": ``got`` is not ``case["want"]`` within ``atol``."""
-    right = _close("want", atol)
-    return lambda got, case: not right(got, case)
+    return bool(np.allclose(numbers(got), numbers(answer), atol=atol))
 
 
 def _not_array(got: Any, case: Case) -> bool:
     return not isinstance(got, np.ndarray)
+
+
+def _not_number(got: Any, case: Case) -> bool:
+    return not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool)
 
 
 def _input_changed(got: Any, case: Case) -> bool:
@@ -283,8 +280,8 @@ normalize = Exercise(
      (_above_one, "values reach {top:g}; divide by 255 so that 0..255 becomes 0..1"),
      (lambda got, case: abs(float(got[case["original"] == 255].min(initial=1.0)) - 1.0) > 1e-6,
       "a white pixel (255) should become exactly 1.0: divide by 255, not 256"),
-     (_differs(atol=1e-6), "some values differ from pixel / 255; each pixel p should become p / 255")],
-    "Right: float32 in 0..1, 255 becomes 1.0, same shape, input untouched.")
+     (None, "some values differ from pixel / 255; each pixel p should become p / 255")],
+    "Right: float32 in 0..1, 255 becomes 1.0, same shape, input untouched.", atol=1e-6)
 
 #: Exercise 01.3: ``student_fn(frame, height, width)`` -> the ``(3, height, width)`` float32 state.
 state = Exercise(
@@ -301,11 +298,11 @@ state = Exercise(
      (lambda got, case: got.dtype != np.float32,
       "the state has dtype {got.dtype}; the model works in float32 (normalize before resizing)"),
      (_above_one, "values reach {top:g}; the state lives in 0..1 (normalize)"),
-     # Resizing before normalizing differs by at most rounding to whole steps of 1/255: accepted.
-     (_differs(atol=1 / 255 + 1e-6), "for {height}x{width} the shape is right but the pixels differ from "
+     # (atol 1/255: resizing before normalizing differs by at most rounding to whole steps of 1/255)
+     (None, "for {height}x{width} the shape is right but the pixels differ from "
                                      "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
                                      "preprocess.resize (area interpolation), and turn channels first")],
-    "Right: crop, 0..1, resized, channels first: the very state the model sees.")
+    "Right: crop, 0..1, resized, channels first: the very state the model sees.", atol=1 / 255 + 1e-6)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -318,10 +315,10 @@ conv_output_size = Exercise(
               "once": (size + 1) // 2} for size in (160, 80, 84, 42, 210, 33, 17)),
     [(lambda got, case: not isinstance(got, (int, np.integer)) or isinstance(got, bool),
       "return a whole number of pixels (int), got {type} {got!r}"),
-     (_equals("floor"), "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
+     ("floor", "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
                         "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
-     (_equals("once"), "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
-     (_differs(), "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
+     ("once", "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
+     (None, "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
     "Right: each convolution takes n to ceil(n/2), five times: 160 -> 5, 84 -> 3.")
 
 #: Exercise 02.2: ``student_fn(in_channels, out_channels, kernel)`` counts a Conv2d's parameters.
@@ -358,22 +355,16 @@ def _sequence_cases() -> Iterator[Case]:
            "reset": _values_along(net, states, carry=False)}
 
 
-def _no_grad_call(fn: Callable[..., Any], case: Case) -> Any:
-    net, states = case["args"]
-    with torch.no_grad():
-        return _call(fn, net, states.clone())
-
-
 #: Exercise 02.3: ``student_fn(model, states)`` runs ``(T, C, H, W)`` states in order -> ``(T,)`` values.
 run_sequence = Exercise(
     "run_sequence", _sequence_cases,
     [(lambda got, case: got.size != case["T"], "for {T} states return {T} values (one per step), got {got.size}"),
-     (_equals("reset"), "only the first value is right: every step started again from a zero hidden state; pass the "
+     ("reset", "only the first value is right: every step started again from a zero hidden state; pass the "
                         "hidden state each step returns into the next step"),
-     (_differs(), "the values differ from running the states one at a time from model.initial_state(), feeding each "
+     (None, "the values differ from running the states one at a time from model.initial_state(), feeding each "
                   "step's new hidden state into the next")],
     "Right: one state at a time, the hidden state carried from step to step, as a worker plays.",
-    call=_no_grad_call, prepare=lambda got, case: _as_float_array(got, "the values").reshape(-1))
+    prepare=lambda got, case: _as_float_array(got, "the values").reshape(-1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -479,8 +470,8 @@ def _first_wrong_return(got: np.ndarray, case: Case) -> dict[str, Any] | bool:
 n_step_returns = Exercise(
     "n_step_returns", _returns_cases,
     [(lambda got, case: got.size != case["T"], "for {T} rewards return {T} returns, got {got.size} ({where})"),
-     (_equals("no_bootstrap"), "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
-     (_equals("forward"), "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
+     ("no_bootstrap", "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
+     ("forward", "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
                           "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
      (_first_wrong_return, "for {where}, R_{t} should be {want_t:.4f}, you gave {got_t:.4f}")],
     "Right: R_t = r_t + gamma R_(t+1), started from the bootstrap value, as loss.n_step_returns does.",
@@ -516,10 +507,10 @@ def _grad_reaches_values(got: torch.Tensor, case: Case) -> bool:
 #: Exercise 04.2: ``student_fn(values, returns)`` -> the value loss, a scalar tensor.
 value_loss = Exercise(
     "value_loss", _loss_cases("value"),
-    [(_equals("mean"), "that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2"),
-     (_equals("half"), "you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss"),
-     (_equals("abs"), "square the errors, (R_t - V(s_t))^2, instead of taking their absolute value"),
-     (_differs(), "for rewards={rewards} the value loss is {want:.4f}, you gave {got:.4f}: sum_t (R_t - V(s_t))^2"),
+    [("mean", "that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2"),
+     ("half", "you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss"),
+     ("abs", "square the errors, (R_t - V(s_t))^2, instead of taking their absolute value"),
+     (None, "for rewards={rewards} the value loss is {want:.4f}, you gave {got:.4f}: sum_t (R_t - V(s_t))^2"),
      (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from the values (no gradient): "
                                              "keep it a tensor expression of values, without .item() or .detach()")],
     "Right: sum over the rollout of (R_t - V(s_t))^2, with the gradient flowing into the values.",
@@ -528,11 +519,11 @@ value_loss = Exercise(
 #: Exercise 04.3: ``student_fn(log_probs, values, returns)`` -> the policy loss, a scalar tensor.
 policy_loss = Exercise(
     "policy_loss", _loss_cases("policy"),
-    [(_equals("flipped"), "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
+    [("flipped", "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
                           "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
-     (_equals("by_return"), "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
-     (_equals("mean"), "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
-     (_differs(), "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
+     ("by_return", "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
+     ("mean", "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
+     (None, "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
                   "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
      (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from log_probs (no gradient): "
                                              "keep it a tensor expression, without .item() or .detach() on log_probs"),
@@ -551,14 +542,14 @@ bytes_per_update = Exercise(
     "bytes_per_update",
     lambda: ({"args": (n,), "n": n, "want": 4 * n, "numbers": n, "both": 8 * n, "half": 2 * n}
              for n in (445_511, 838_871, 1_000, 7)),
-    [(lambda got, case: not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool),
+    [(_not_number,
       "return one number of bytes, got {type} {got!r}"),
-     (_equals("numbers"), "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
-     (_equals("both"), "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
+     ("numbers", "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
+     ("both", "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
                        "is 4 bytes per parameter"),
-     (_equals("half"), "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
-     (_differs(0.5), "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
-    "Right: 4 bytes per parameter each way: 1.78 MB for the fast preset's 445,511 parameters.")
+     ("half", "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
+     (None, "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
+    "Right: 4 bytes per parameter each way: 1.78 MB for the fast preset's 445,511 parameters.", atol=0.5)
 
 #: Exercise 09.2: ``student_fn(server_updates_per_second, worker_steps_per_second, rollout_steps)`` ->
 #: how many workers one parameter server can keep up with.
@@ -567,12 +558,12 @@ workers_per_server = Exercise(
     lambda: ({"args": (server, steps, rollout), "server": server, "steps": steps, "rollout": rollout,
               "want": server * rollout / steps, "per_step": server / steps, "inverted": steps / rollout / server}
              for server, steps, rollout in ((150.0, 700.0, 30), (400.0, 500.0, 20), (90.0, 1200.0, 5))),
-    [(lambda got, case: not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool),
+    [(_not_number,
       "return one number of workers, got {type} {got!r}"),
-     (_equals("per_step", 1e-6), "a worker sends one gradient per rollout, not per step: it sends "
+     ("per_step", "a worker sends one gradient per rollout, not per step: it sends "
                                  "{steps} / {rollout} updates per second"),
-     (_equals("inverted", 1e-6), "that is upside down: the server's capacity divided by one worker's updates per "
+     ("inverted", "that is upside down: the server's capacity divided by one worker's updates per "
                                  "second is the number of workers"),
-     (_differs(1e-6), "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s with "
+     (None, "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s with "
                       "{rollout}-step rollouts; you gave {got!r}")],
-    "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).")
+    "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).", atol=1e-6)
