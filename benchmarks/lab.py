@@ -138,6 +138,15 @@ def kernel_connected(lab: dict[str, Any], name: str) -> bool:
                and session["kernel"]["execution_state"] == "idle" for session in sessions)
 
 
+def interrupt_kernels(lab: dict[str, Any]) -> None:
+    """Interrupt every kernel of the server (``POST /api/kernels/ID/interrupt``), as the toolbar's stop
+    button does."""
+    for kernel in kernels(lab) or []:
+        request = urllib.request.Request(f"{lab['api']}/kernels/{kernel['id']}/interrupt?token={lab['token']}",
+                                         method="POST")
+        urllib.request.urlopen(request, timeout=30)
+
+
 def shut_down_sessions(lab: dict[str, Any]) -> None:
     """End every notebook session of the server and its kernel (``DELETE /api/sessions/ID``) and wait
     until no kernel is left."""

@@ -29,14 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, jupyterlab, kernels, open_notebook,  # noqa: E402
-                 run_all, shut_down_sessions, wait_until)
+from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, interrupt_kernels, jupyterlab, kernels,  # noqa: E402
+                 open_notebook, run_all, shut_down_sessions, wait_until)
 
 #: The prompt of a cell that ran or is queued/running: "[3]:" or "[*]:" (not "[ ]:").
 STARTED = re.compile(r"\[(\*|\d+)\]:")
@@ -118,9 +117,7 @@ def _run_in(page: Any, lab: dict[str, Any], path: Path, timeout: float, shots: P
         quiet = quiet + 1 if idle and not any("*" in p for p in prompts(page)) else 0
         if time.monotonic() - start > timeout:
             status = "timed out"
-            for kernel in found:
-                url = f"{lab['api']}/kernels/{kernel['id']}/interrupt?token={lab['token']}"
-                urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30)
+            interrupt_kernels(lab)
             time.sleep(5)
             break
     seconds = time.monotonic() - start - (2.0 if status == "finished" else 0.0)
