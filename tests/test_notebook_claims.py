@@ -83,7 +83,8 @@ def test_05_every_cell_after_a_stop_press_works_and_the_resumed_run_continues_th
 def test_06_reads_its_own_game_and_your_checkpoint_of_the_game_it_names(kernel_dir: Path) -> None:
     query = ("{'sums': probs.sum(axis=1).tolist(), 'zoom': [int(zoom[0]), int(zoom[-1])], 'T': len(actions), "
              "'scored': scored.tolist(), 'names': names, 'found': [str(p) for p in found], "
-             "'picked': my_config.game if found else None, 'MY_GAME': MY_GAME, 'ZOOM_STEPS': ZOOM_STEPS}")
+             "'picked': my_config.game if found else None, 'MY_GAME': MY_GAME, 'ZOOM_STEPS': ZOOM_STEPS, "
+             "'distinct': distinct, 'GAMES': GAMES}")
     values, text = run_smoke("06_watching_an_agent.ipynb", query)
     assert values["names"] == ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
     assert all(abs(total - 1) < 1e-4 for total in values["sums"])  # a probability per action, stacked to 1
@@ -95,6 +96,9 @@ def test_06_reads_its_own_game_and_your_checkpoint_of_the_game_it_names(kernel_d
     # "the newest checkpoint of your runs of MY_GAME": never a run of another game
     assert all(Path(path).parts[1].startswith(values["MY_GAME"] + "-") for path in values["found"])
     assert values["picked"] in (None, values["MY_GAME"])
+    # section 5: "without sticky actions, every seed gave the same game"; "with them, every game was a different one"
+    assert values["GAMES"] >= 3 and values["distinct"] == {"deterministic": 1, "sticky 0.25": values["GAMES"]}
+    assert "trained with sticky_action_prob = 0.0" in text  # "The shipped agent's record says how it was trained"
 
 
 def test_07_the_shaped_reward_is_what_the_text_says_and_the_agent_sees_its_own_crop(kernel_dir: Path) -> None:
