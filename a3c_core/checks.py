@@ -300,8 +300,8 @@ state = Exercise(
      (_above_one, "values reach {top:g}; the state lives in 0..1 (normalize)"),
      # (atol 1/255: resizing before normalizing differs by at most rounding to whole steps of 1/255)
      (None, "for {height}x{width} the shape is right but the pixels differ from "
-                                     "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
-                                     "preprocess.resize (area interpolation), and turn channels first")],
+            "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
+            "preprocess.resize (area interpolation), and turn channels first")],
     "Right: crop, 0..1, resized, channels first: the very state the model sees.", atol=1 / 255 + 1e-6)
 
 
@@ -316,7 +316,7 @@ conv_output_size = Exercise(
     [(lambda got, case: not isinstance(got, (int, np.integer)) or isinstance(got, bool),
       "return a whole number of pixels (int), got {type} {got!r}"),
      ("floor", "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
-                        "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
+               "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
      ("once", "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
      (None, "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
     "Right: each convolution takes n to ceil(n/2), five times: 160 -> 5, 84 -> 3.")
@@ -360,9 +360,9 @@ run_sequence = Exercise(
     "run_sequence", _sequence_cases,
     [(lambda got, case: got.size != case["T"], "for {T} states return {T} values (one per step), got {got.size}"),
      ("reset", "only the first value is right: every step started again from a zero hidden state; pass the "
-                        "hidden state each step returns into the next step"),
+               "hidden state each step returns into the next step"),
      (None, "the values differ from running the states one at a time from model.initial_state(), feeding each "
-                  "step's new hidden state into the next")],
+            "step's new hidden state into the next")],
     "Right: one state at a time, the hidden state carried from step to step, as a worker plays.",
     prepare=lambda got, case: _as_float_array(got, "the values").reshape(-1))
 
@@ -472,7 +472,7 @@ n_step_returns = Exercise(
     [(lambda got, case: got.size != case["T"], "for {T} rewards return {T} returns, got {got.size} ({where})"),
      ("no_bootstrap", "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
      ("forward", "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
-                          "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
+                 "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
      (_first_wrong_return, "for {where}, R_{t} should be {want_t:.4f}, you gave {got_t:.4f}")],
     "Right: R_t = r_t + gamma R_(t+1), started from the bootstrap value, as loss.n_step_returns does.",
     prepare=lambda got, case: _as_float_array(got, "the returns").reshape(-1))
@@ -520,11 +520,11 @@ value_loss = Exercise(
 policy_loss = Exercise(
     "policy_loss", _loss_cases("policy"),
     [("flipped", "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
-                          "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
+                 "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
      ("by_return", "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
      ("mean", "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
      (None, "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
-                  "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
+            "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
      (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from log_probs (no gradient): "
                                              "keep it a tensor expression, without .item() or .detach() on log_probs"),
      (_grad_reaches_values, "the number is right, but the gradient flows into the values through the advantage: "
@@ -542,11 +542,10 @@ bytes_per_update = Exercise(
     "bytes_per_update",
     lambda: ({"args": (n,), "n": n, "want": 4 * n, "numbers": n, "both": 8 * n, "half": 2 * n}
              for n in (445_511, 838_871, 1_000, 7)),
-    [(_not_number,
-      "return one number of bytes, got {type} {got!r}"),
+    [(_not_number, "return one number of bytes, got {type} {got!r}"),
      ("numbers", "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
      ("both", "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
-                       "is 4 bytes per parameter"),
+              "is 4 bytes per parameter"),
      ("half", "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
      (None, "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
     "Right: 4 bytes per parameter each way: 1.78 MB for the fast preset's 445,511 parameters.", atol=0.5)
@@ -558,12 +557,11 @@ workers_per_server = Exercise(
     lambda: ({"args": (server, steps, rollout), "server": server, "steps": steps, "rollout": rollout,
               "want": server * rollout / steps, "per_step": server / steps, "inverted": steps / rollout / server}
              for server, steps, rollout in ((150.0, 700.0, 30), (400.0, 500.0, 20), (90.0, 1200.0, 5))),
-    [(_not_number,
-      "return one number of workers, got {type} {got!r}"),
+    [(_not_number, "return one number of workers, got {type} {got!r}"),
      ("per_step", "a worker sends one gradient per rollout, not per step: it sends "
-                                 "{steps} / {rollout} updates per second"),
+                  "{steps} / {rollout} updates per second"),
      ("inverted", "that is upside down: the server's capacity divided by one worker's updates per "
-                                 "second is the number of workers"),
+                  "second is the number of workers"),
      (None, "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s with "
-                      "{rollout}-step rollouts; you gave {got!r}")],
+            "{rollout}-step rollouts; you gave {got!r}")],
     "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).", atol=1e-6)
