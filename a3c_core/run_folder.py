@@ -26,8 +26,8 @@ from .config import A3CConfig
 class RunFolder:
     """The folder of one run: ``config.json``, ``metrics.jsonl``, ``checkpoints/step-<steps>.pt``.
 
-    :meth:`lock` makes sure that no other live run writes into it (an advisory lock on ``.lock``,
-    released by the operating system when the process ends, however it ends).
+    :meth:`open` makes sure that no other live run writes into it (an advisory lock on ``.lock``,
+    released by the operating system when the process ends, however it ends) until :meth:`unlock`.
     """
 
     def __init__(self, path: str | os.PathLike):
