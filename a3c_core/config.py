@@ -91,6 +91,8 @@ class A3CConfig:
     gae_lambda: float = field(default=1.0, metadata={"help": "GAE lambda; 1.0 gives the plain n-step advantage R - V"})
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate of the shared optimizer (3e-4: every "
                                                       "measured run in benchmarks/README.md)"})
+    lr_anneal_steps: int = field(default=0, metadata={"help": "agent steps over which the learning rate falls "
+                                                               "linearly from lr to 0, as in the A3C paper (0: constant)"})
     entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
     value_coef: float = field(default=0.5, metadata={"help": "weight of the value loss"})
     max_grad_norm: float = field(default=40.0, metadata={"help": "clip each update's gradient to this global norm"})
@@ -157,7 +159,7 @@ class A3CConfig:
         for name in ("lr", "max_grad_norm"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed",
+        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed", "lr_anneal_steps",
                      "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -192,6 +194,13 @@ class A3CConfig:
         if self.max_pool_frames is None:
             return self.game == "space_invaders"
         return bool(self.max_pool_frames) and self.game != "catch"
+
+    def lr_at(self, steps: int) -> float:
+        """The learning rate after ``steps`` agent steps: ``lr``, or with ``lr_anneal_steps`` falling
+        linearly to 0 at that many steps (and 0 after)."""
+        if not self.lr_anneal_steps:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - steps / self.lr_anneal_steps)
 
     @property
     def frames_per_step(self) -> int:

@@ -34,6 +34,7 @@ from .envs import make_env
 from .evaluator import evaluation_loop
 from .model import ActorCritic
 from .processes import QUEUE_SIZE
+from .shared import set_learning_rate
 from .worker import WORKER_NICENESS, Reporter, collect_rollout, ensure_finite, rollout_loss
 
 
@@ -83,8 +84,9 @@ class ParameterServer:
     def push(self, gradient: np.ndarray, steps: int) -> tuple[np.ndarray, int, bool]:
         """One worker's gradient ``(P,)`` for ``steps`` agent steps: one Adam step, then :meth:`pull`."""
         load_flat(self.model, gradient, into="grad")
-        self.optimizer.step()
         self.steps += steps
+        set_learning_rate(self.optimizer, self.config.lr_at(self.steps))  # as a local worker does
+        self.optimizer.step()
         self.updates += 1
         return self.pull()
 

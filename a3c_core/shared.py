@@ -61,3 +61,9 @@ def copy_gradients(local_model: nn.Module, shared_model: nn.Module) -> None:
     for local, shared in zip(local_model.parameters(), shared_model.parameters()):
         shared.grad = local.grad
 
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Make ``lr`` the rate of ``optimizer``'s next step (a worker's own view of the shared Adam)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

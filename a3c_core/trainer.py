@@ -29,7 +29,7 @@ from .envs import action_names, make_env
 from .listeners import History, Listeners
 from .model import ActorCritic
 from .run_folder import RunFolder
-from .shared import SharedAdam
+from .shared import SharedAdam, set_learning_rate
 from .supervisor import Supervisor
 
 #: Seconds a stop waits for processes to finish their update before terminating them.
@@ -112,8 +112,7 @@ class Trainer:
                 self._say("already running: start() did nothing")
                 return self
             self._built_for.resumed(**self.config.to_dict())  # validates; the game and the shape cannot change
-            for group in self.optimizer.param_groups:  # a learning rate changed since (or on resume) takes effect
-                group["lr"] = self.config.lr
+            set_learning_rate(self.optimizer, self.config.lr_at(self.steps))  # a rate changed since takes effect
             self.folder.open(self.config)  # its lock, and config.json
             try:
                 self._listeners.open(self.config, self._rewrite_metrics)

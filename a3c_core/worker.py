@@ -26,7 +26,7 @@ from .envs import episode_score, make_env
 from .loss import LossTerms, a3c_loss
 from .model import ActorCritic
 from .processes import DIVERGED_EXIT_CODE, parent_alive, release_queue_if_orphaned, send, setup_child_process
-from .shared import SharedAdam, copy_gradients
+from .shared import SharedAdam, copy_gradients, set_learning_rate
 
 #: Loss terms are averaged over this many updates before one "losses" record is sent.
 LOSS_REPORT_EVERY = 20
@@ -199,6 +199,7 @@ def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimize
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
         ensure_finite(norm, "the gradient's norm", step)
         copy_gradients(model, shared_model)                           # 03: local grads -> shared model
+        set_learning_rate(optimizer, config.lr_at(step))              # constant, or annealed to 0
         optimizer.step()                                              # 03: SharedAdam updates it in place
         reporter.update(rollout, terms)
         if rollout.episode_over:                                      # a new game, with an empty memory

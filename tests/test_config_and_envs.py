@@ -37,6 +37,8 @@ from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward
     ("frame_stack", 2, "frame_stack"),
     ("gamma", 1.5, "gamma"),
     ("lr", 0.0, "lr"),
+    ("lr_anneal_steps", -1, "lr_anneal_steps must be >= 0"),
+    ("lr_anneal_steps", 2.5e6, "lr_anneal_steps must be a whole number"),
     ("sticky_action_prob", -0.1, "sticky_action_prob"),
     ("backend", "cluster", "backend='cluster' is not supported; choose one of: local, ray"),
     ("ray_address", "my-cluster", "ray_address must be HOST:PORT"),
@@ -47,6 +49,13 @@ from a3c_core.envs import ALIEN_REWARD, LIFE_PENALTY, ShapedInvadersReward
 def test_bad_config_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         A3CConfig(**{field: value})
+
+
+def test_the_learning_rate_is_constant_or_falls_linearly_to_zero():
+    assert A3CConfig(lr=3e-4).lr_at(10**9) == 3e-4
+    annealed = A3CConfig(lr=3e-4, lr_anneal_steps=2_000_000)
+    assert [annealed.lr_at(s) for s in (0, 500_000, 1_000_000, 2_000_000, 3_000_000)] == pytest.approx(
+        [3e-4, 2.25e-4, 1.5e-4, 0.0, 0.0])
 
 
 def test_a_config_changed_after_construction_is_checked_again():

@@ -117,6 +117,27 @@ def test_the_step_counter_counts_every_agent_step(monkeypatch):
     assert sum(r["length"] for r in records if r["kind"] == "episode") == EPISODE_LENGTH * (steps // EPISODE_LENGTH)
 
 
+def test_an_annealed_learning_rate_reaches_zero_and_the_shared_weights_then_stop_changing():
+    config = CONFIG.replace(lr_anneal_steps=90, rollout_steps=10)
+    torch.manual_seed(0)
+    shared = ActorCritic.from_config(config, n_actions=3)
+    optimizer = SharedAdam(shared.parameters(), lr=config.lr)
+    steps, reports = mp.Value("q", 0), queue.Queue()
+    rates, step = [], optimizer.step
+
+    def watched_step() -> None:  # the rate of each update, with the step count it was set for
+        rates.append((steps.value, optimizer.param_groups[0]["lr"]))
+        step()
+
+    optimizer.step = watched_step
+    worker.train_loop(0, config.replace(max_steps=90), shared, optimizer, steps, threading.Event(), reports)
+    frozen = [p.detach().clone() for p in shared.parameters()]
+    worker.train_loop(0, config.replace(max_steps=150), shared, optimizer, steps, threading.Event(), reports)
+    assert [lr for _, lr in rates] == pytest.approx([config.lr * max(0.0, 1 - at / 90) for at, _ in rates])
+    assert rates[0][1] > 0 and any(at >= 90 for at, _ in rates)  # it started above 0 and went on past 90 steps
+    assert all(torch.equal(p, q) for p, q in zip(shared.parameters(), frozen))  # at rate 0 nothing moves
+
+
 def test_records_keep_their_fields():
     _, steps, records = run_train_loop(CONFIG, max_steps=worker.LOSS_REPORT_EVERY * 30)
     episodes = [r for r in records if r["kind"] == "episode"]
