@@ -159,8 +159,8 @@ class A3CConfig:
         for name in ("lr", "max_grad_norm"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed", "lr_anneal_steps",
-                     "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
+        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed",
+                     "lr_anneal_steps", "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.checkpoint_minutes <= 0:
