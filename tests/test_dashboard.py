@@ -117,7 +117,8 @@ def test_buttons_start_record_save_and_stop_a_real_run(tmp_path: Path) -> None:
         wait_for(lambda: "recording" in dashboard.message.value, 5, "the recording message")
         wait_for(lambda: dashboard.gallery.options, 60, "the GIF in the gallery")
         assert dashboard.gallery_box.layout.display == "flex"
-        assert dashboard.gif.value[:4] == b"GIF8"
+        # The dashboard's thread fills the options, then selects the new GIF, which loads its bytes.
+        wait_for(lambda: bytes(dashboard.gif.value[:4]) == b"GIF8", 5, "the GIF's bytes in the image")
         assert Path(dashboard.gallery.value) == trainer.recordings[0]
 
         dashboard.save_button.click()
