@@ -272,7 +272,7 @@ class Dashboard:
             for e in errors[-5:])
 
     def _update_gallery(self) -> None:
-        paths = self.trainer.gifs()
+        paths = self.trainer.folder.gifs()
         if paths == self._gif_paths:
             return
         new = [path for path in paths if path not in self._gif_paths]

@@ -172,13 +172,14 @@ class Listeners:
         self.gifs = GifRecorder(run_dir / "gifs", fps, config.snapshot_minutes, say)
         self.loggers: list[Any] = []
         self.extra: list[Callable[[dict[str, Any]], None]] = []
+        self.rewrite_metrics = False  # set on resume: the next open() rewrites metrics.jsonl
 
-    def open(self, config: A3CConfig, rewrite: bool = False) -> None:
-        """Open the loggers installed here (:func:`a3c_core.loggers.open_loggers`); with ``rewrite``, first
-        make ``metrics.jsonl`` hold exactly the history (a resumed run: what came after its checkpoint
-        never happened)."""
-        if rewrite:
+    def open(self, config: A3CConfig) -> None:
+        """Open the loggers installed here (:func:`a3c_core.loggers.open_loggers`); after a resume, first
+        make ``metrics.jsonl`` hold exactly the history (what came after the checkpoint never happened)."""
+        if self.rewrite_metrics:
             self.metrics.rewrite(self.history)
+            self.rewrite_metrics = False
         self.loggers = open_loggers(self.run_dir, config.frames_per_step, config.to_dict())
 
     def __call__(self, record: dict[str, Any]) -> None:

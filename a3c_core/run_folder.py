@@ -50,6 +50,13 @@ class RunFolder:
                                  "run_dir") from error
         raise ValueError(f"{parent} has 1000 runs named {stem}*: choose another run_dir")
 
+    @classmethod
+    def of_checkpoint(cls, path: str | os.PathLike) -> "RunFolder":
+        """The run folder that holds the checkpoint ``path`` (``<run>/checkpoints/step-....pt``, or a
+        checkpoint file elsewhere: its folder)."""
+        path = Path(path)
+        return cls(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoints"
@@ -113,6 +120,10 @@ class RunFolder:
             path = self.checkpoint_dir / f"step-{steps:012d}-{n}.pt"
             n += 1
         return path
+
+    def gifs(self) -> list[Path]:
+        """Every GIF of the run (``gifs/*.gif``: all sessions'), oldest first."""
+        return sorted((self.path / "gifs").glob("*.gif"), key=lambda path: path.stat().st_mtime)
 
     def rotate(self, keep: int) -> None:
         """Delete all but the newest ``keep`` checkpoints."""

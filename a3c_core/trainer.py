@@ -1,16 +1,13 @@
 """The kernel-side handle of a training run: it wires the processes, the listeners and the run folder.
 
-::
-
     trainer = Trainer(A3CConfig.preset("catch"))
-    trainer.start()          # returns at once; workers and the evaluator train in the background
-    trainer.status()         # state, steps, frames/s, rewards ...
-    trainer.stop()           # cooperative stop, then a final checkpoint (its path)
+    trainer.start()   # returns at once; workers and the evaluator train in the background
+    trainer.status()  # state, steps, frames/s, rewards ...
+    trainer.stop()    # cooperative stop, then a final checkpoint (its path)
 
-Each ``start()`` .. ``stop()`` is a :class:`~a3c_core.supervisor.Supervisor`'s (the processes and the
-reader thread); the listeners (:mod:`a3c_core.listeners`) and the run folder
-(:class:`~a3c_core.run_folder.RunFolder`) live here, with the model, the optimizer state, the counters
-and the history: pausing is ``stop()`` then ``start()``.
+Each ``start()`` .. ``stop()`` is a :class:`~a3c_core.supervisor.Supervisor`'s (processes, reader thread);
+the model, the optimizer state, the counters, the listeners and the run folder live here: pausing is
+``stop()`` then ``start()``.
 """
 
 from __future__ import annotations
@@ -69,7 +66,6 @@ class Trainer:
         self._stopped = threading.Event()  # clear from start() until stop() has saved
         self._stopped.set()
         self._elapsed_before, self._started_at = 0.0, None
-        self._rewrite_metrics = False
         atexit.register(self.close)
 
     # -------------------------------------------------------------------------------- life cycle
@@ -77,10 +73,6 @@ class Trainer:
     def history(self) -> History:
         """Everything reported so far: the evaluator's games, the workers' episodes, losses, errors."""
         return self._listeners.history
-
-    @history.setter
-    def history(self, history: History) -> None:
-        self._listeners.history = history
 
     @property
     def running(self) -> bool:
@@ -115,8 +107,7 @@ class Trainer:
             set_learning_rate(self.optimizer, self.config.lr_at(self.steps))  # a rate changed since takes effect
             self.folder.open(self.config)  # its lock, and config.json
             try:
-                self._listeners.open(self.config, self._rewrite_metrics)
-                self._rewrite_metrics = False
+                self._listeners.open(self.config)
                 session = Supervisor(self, self._listeners, self._save_or_say, self._say)  # starts the processes
             except BaseException:
                 self._listeners.close()
@@ -194,12 +185,8 @@ class Trainer:
 
     @property
     def recordings(self) -> list[Path]:
-        """The GIFs this trainer wrote, oldest first."""
+        """The GIFs this trainer wrote, oldest first (every GIF of the run: ``trainer.folder.gifs()``)."""
         return self._listeners.gifs.recordings
-
-    def gifs(self) -> list[Path]:
-        """Every GIF in the run folder (this session's and earlier ones), oldest first."""
-        return sorted((self.run_dir / "gifs").glob("*.gif"), key=lambda path: path.stat().st_mtime)
 
     # -------------------------------------------------------------------------------- status
     def steps_per_second(self) -> float:
@@ -257,14 +244,12 @@ class Trainer:
         (:meth:`A3CConfig.resumed`)."""
         config, payload = load_run(path, **overrides)
         path = Path(path)
-        if run_dir is None:
-            run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        trainer = cls(config, run_dir=run_dir, verbose=verbose)
+        trainer = cls(config, run_dir=run_dir or RunFolder.of_checkpoint(path).path, verbose=verbose)
         restore_run(path, payload, trainer.model, trainer.optimizer)
         trainer.shared_steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
-        trainer.history = History.from_dict(payload["history"])
+        trainer._listeners.history = History.from_dict(payload["history"])
         trainer.last_checkpoint = path
-        trainer._rewrite_metrics = True
+        trainer._listeners.rewrite_metrics = True  # at start(): what came after the checkpoint never happened
         trainer._listeners.gifs.milestone(trainer.elapsed)  # milestones already passed are not recorded again
         return trainer

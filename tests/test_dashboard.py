@@ -15,7 +15,6 @@ import pytest
 
 from a3c_core import A3CConfig, Trainer, make_env
 from a3c_core.dashboard import Dashboard, format_duration, status_line
-from a3c_core.listeners import History
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -45,9 +44,10 @@ def catch_frames(count: int) -> list[np.ndarray]:
 def stopped_trainer(tmp_path: Path) -> Trainer:
     """A trainer that never started, with 12 evaluator episodes and 40 training episodes of history."""
     trainer = Trainer(A3CConfig.preset("fast", game="catch", workers=2), run_dir=tmp_path / "run", verbose=False)
-    trainer.history = History(
-        evals=[{"steps": 100 * i, "elapsed": 3.0 * i, "score": -5.0 + i, "reward": -5.0 + i} for i in range(12)],
-        episodes=[{"steps": 30 * i, "elapsed": 0.9 * i, "reward": -5.0 + i / 4, "rank": i % 2} for i in range(40)])
+    trainer.history.evals.extend({"steps": 100 * i, "elapsed": 3.0 * i, "score": -5.0 + i, "reward": -5.0 + i}
+                                 for i in range(12))
+    trainer.history.episodes.extend({"steps": 30 * i, "elapsed": 0.9 * i, "reward": -5.0 + i / 4, "rank": i % 2}
+                                    for i in range(40))
     trainer.latest_frame = {"kind": "frame", "episode": 0, "t": 2, "frame": catch_frames(1)[0]}
     return trainer
 

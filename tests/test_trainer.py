@@ -198,9 +198,9 @@ def test_records_the_next_episode_and_milestones_as_gifs(tmp_path: Path) -> None
     with trainer:
         trainer.record_next_episode("first")
         wait_for(lambda: len(trainer.recordings) >= 2, 60, "the requested GIF and the milestone GIF")
-    names = [path.name.rsplit("-", 1)[0] for path in trainer.gifs()]
+    names = [path.name.rsplit("-", 1)[0] for path in trainer.folder.gifs()]
     assert "first" in names and any(name.startswith("after-") and name.endswith("min") for name in names), names
-    assert trainer.gifs() == sorted(trainer.recordings, key=lambda p: p.stat().st_mtime)
+    assert trainer.folder.gifs() == sorted(trainer.recordings, key=lambda p: p.stat().st_mtime)
     frames = iio.imread(trainer.recordings[0])
     assert frames.ndim == 4 and frames.shape[1:] == (210, 160, 3) and len(frames) >= 5
     assert iio.immeta(trainer.recordings[0])["loop"] == 0
