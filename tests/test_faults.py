@@ -51,7 +51,10 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path: Path) -
 def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path: Path) -> None:
     first = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
     second = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    metrics = tmp_path / "run" / "metrics.jsonl"
     with first:
+        # A record of the first run in metrics.jsonl, so that a second writer would show in it.
+        wait_for(lambda: metrics.exists() and metrics.read_text(), 120, "the first run's first record")
         with pytest.raises(ValueError, match="is in use by another run"):
             second.start()
         assert not second.running and second.process_ids() == {}
@@ -59,7 +62,7 @@ def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path: Path) -> None
         one_sentence(result, "in use by another run", f"process {os.getpid()}")
     second.start()  # the folder is free once the first run stopped
     second.stop(save=False)
-    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert {record["source"] for record in lines} <= {"worker 0", "evaluator"}
 
 
