@@ -8,12 +8,16 @@ a full run can show (a whole Pong game, 30 games of section 3 in notebook 08) is
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from a3c_core import make_env
+from a3c_core import A3CConfig, make_env
+from a3c_core.curves import read_curve
 from a3c_core.checkpoint import load_model
 from a3c_core.evaluator import play_episode
 from test_notebooks import smoke_run
@@ -62,6 +66,21 @@ def test_01_measures_the_rows_its_text_gives_and_each_crop_keeps_the_play(kernel
     assert activity["kept"] > 5 * max(activity["above"], activity["below"]), activity
     assert f"rows 0..34 change on average by {activity['above']:.2f}" in text
     assert values["state"] == values["observation"] == [3, 160, 160]
+
+
+def test_05_the_pong_reference_is_a_sticky_action_run_that_breaks_out_where_the_text_says() -> None:
+    # Section 3 trains Pong only when opted in; its text is about the reference curve it names, which
+    # is read here: "sticky actions as in your run ... passed -15 only after about 3 million frames
+    # (730,000 agent steps)".
+    cells = ["".join(cell["source"]) for cell in json.loads(
+        (ROOT / "notebooks" / "05_training_live.ipynb").read_text())["cells"]]
+    path = re.search(r'reference=\{"shipped agent": "\.\./(data/[^"]+)"\}', "".join(cells))[1]
+    record = json.loads((ROOT / path.replace("-curve.csv", ".json")).read_text())
+    assert record["config"]["sticky_action_prob"] == A3CConfig.preset("fast", game="pong").sticky_action_prob == 0.25
+    curve = read_curve(ROOT / path)
+    first = int(np.flatnonzero(curve["mean10"] > -15)[0])
+    assert round(curve["frames"][first] / 1e6) == 3 and round(curve["steps"][first], -4) == 730_000
+    assert "passed -15 only after about 3 million frames (730,000 agent steps)" in " ".join("".join(cells).split())
 
 
 def test_05_every_cell_after_a_stop_press_works_and_the_resumed_run_continues_the_checkpoint(
