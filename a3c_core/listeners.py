@@ -26,6 +26,7 @@ from .plots import save_gif
 
 if TYPE_CHECKING:
     from .config import A3CConfig
+    from .run_folder import RunFolder
 
 #: Frames one GIF holds at most (80 s of play at the evaluator's default pace); longer episodes are cut.
 GIF_MAX_FRAMES = 1200
@@ -165,11 +166,11 @@ class Listeners:
     """The run's listeners as one: its :class:`History`, :class:`MetricsFile`, :class:`GifRecorder`, the
     loggers (open while the run runs) and ``extra`` (anyone's: called with every record too)."""
 
-    def __init__(self, run_dir: Path, config: A3CConfig, say: Callable[[str], None]):
-        self.run_dir, self.say, self.history = run_dir, say, History()
-        self.metrics = MetricsFile(run_dir / "metrics.jsonl")
+    def __init__(self, folder: RunFolder, config: A3CConfig, say: Callable[[str], None]):
+        self.run_dir, self.say, self.history = folder.path, say, History()
+        self.metrics = MetricsFile(folder.path / "metrics.jsonl")
         fps = (config.eval_steps_per_second or 30.0) / max(1, config.eval_frame_every)  # the evaluator's frames/s
-        self.gifs = GifRecorder(run_dir / "gifs", fps, config.snapshot_minutes, say)
+        self.gifs = GifRecorder(folder.gif_dir, fps, config.snapshot_minutes, say)
         self.loggers: list[Any] = []
         self.extra: list[Callable[[dict[str, Any]], None]] = []
         self.rewrite_metrics = False  # set on resume: the next open() rewrites metrics.jsonl

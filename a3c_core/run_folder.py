@@ -24,7 +24,7 @@ from .config import A3CConfig
 
 
 class RunFolder:
-    """The folder of one run: ``config.json``, ``metrics.jsonl``, ``checkpoints/step-<steps>.pt``.
+    """The folder of one run: ``config.json``, ``metrics.jsonl``, ``checkpoints/step-<steps>.pt``, ``gifs/``.
 
     :meth:`open` makes sure that no other live run writes into it (an advisory lock on ``.lock``,
     released by the operating system when the process ends, however it ends) until :meth:`unlock`.
@@ -121,9 +121,14 @@ class RunFolder:
             n += 1
         return path
 
+    @property
+    def gif_dir(self) -> Path:
+        """``gifs/``: where the run's GIFs go (:class:`a3c_core.listeners.GifRecorder` writes them)."""
+        return self.path / "gifs"
+
     def gifs(self) -> list[Path]:
         """Every GIF of the run (``gifs/*.gif``: all sessions'), oldest first."""
-        return sorted((self.path / "gifs").glob("*.gif"), key=lambda path: path.stat().st_mtime)
+        return sorted(self.gif_dir.glob("*.gif"), key=lambda path: path.stat().st_mtime)
 
     def rotate(self, keep: int) -> None:
         """Delete all but the newest ``keep`` checkpoints."""

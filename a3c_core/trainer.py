@@ -54,7 +54,7 @@ class Trainer:
         env.close()
         self.model = ActorCritic.from_config(config, len(self.action_names)).share_memory()
         self.optimizer = SharedAdam(self.model.parameters(), lr=config.lr)
-        self._listeners = Listeners(self.run_dir, config, self._say)
+        self._listeners = Listeners(self.folder, config, self._say)
         self.listeners = self._listeners.extra  # yours: called with every record
         self.latest_frame: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
