@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import A3CConfig
-from .envs import episode_score, make_env
+from .envs import make_env
 from .model import ActorCritic
 from .processes import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
@@ -57,7 +57,8 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
     ``on_step(t, action)`` is called after each step t = 1, 2, ...; returning False ends the episode
     early. ``env`` must come from ``make_env(config, render_mode="rgb_array")`` when ``record`` is true.
 
-    Returns ``reward`` (shaped, as trained), ``score`` (the game's own), ``length``, ``finished``
+    Returns ``reward`` (shaped, as trained), ``score`` (the game's own points: ``info["raw_reward"]``
+    where the reward is shaped; a game cut short counts the points it made), ``length``, ``finished``
     (the game ended, rather than ``on_step`` or ``max_steps``) and ``frames``: if ``record``, the raw
     ``(210, 160, 3)`` uint8 frames from the first to the last.
     """
@@ -70,7 +71,7 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
         hidden = model.initial_state()
     frames = [env.render()] if record else []
     steps: dict[str, list] = {key: [] for key in ("states", "hiddens", "actions", "values", "probs", "rewards")}
-    reward_sum, length, finished, info = 0.0, 0, False, {}
+    reward_sum, score, length, finished = 0.0, 0.0, 0, False
     while not finished and length < max_steps:
         if model is None:
             action = int(env.action_space.sample())
@@ -89,14 +90,14 @@ def play_episode(model: ActorCritic | None, env: Any, seed: int | None = None, g
         if trace:
             steps["rewards"].append(float(reward))
         reward_sum += float(reward)
+        score += float(info.get("raw_reward", reward))
         length += 1
         finished = terminated or truncated
         if record:
             frames.append(env.render())
         if on_step is not None and on_step(length, action) is False:
             break
-    score = episode_score(info)
-    result = {"reward": reward_sum, "score": reward_sum if score is None else score, "length": length,
+    result = {"reward": reward_sum, "score": score, "length": length,
               "finished": finished, "frames": frames}
     if trace:
         result["trace"] = {key: np.array(values) for key, values in steps.items() if key != "hiddens"}

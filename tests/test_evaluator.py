@@ -18,6 +18,16 @@ def test_the_random_baseline_is_seeded_and_reports_the_games_own_score():
     assert first["score"] > 0 and first["reward"] < 0 and first["score"] % 5 == 0
 
 
+def test_a_game_cut_short_still_counts_the_games_own_points_not_the_shaped_reward():
+    config = A3CConfig(game="space_invaders", height=32, width=32, grayscale=True, sticky_action_prob=0.25)
+    env = make_env(config)
+    whole = play_episode(None, env, seed=3)
+    cut = play_episode(None, env, seed=3, max_steps=whole["length"] - 1)  # the same game, one step short
+    assert not cut["finished"] and cut["length"] == whole["length"] - 1
+    assert cut["score"] >= 0 and cut["score"] % 5 == 0 and cut["reward"] < 0
+    assert cut["score"] <= whole["score"] and cut["reward"] > whole["reward"]  # its last life not lost yet
+
+
 def test_a_model_plays_greedily_and_on_step_can_end_the_episode():
     config = A3CConfig(game="catch", height=32, width=32, grayscale=True)
     env = make_env(config, render_mode="rgb_array")
