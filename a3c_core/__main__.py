@@ -6,7 +6,7 @@
     python -m a3c_core train --preset catch --max-minutes 2
     python -m a3c_core train --resume runs/pong-.../checkpoints/step-000001234567.pt
     python -m a3c_core play runs/pong-.../checkpoints/step-000001234567.pt --episodes 3 --gif pong.gif
-    python -m a3c_core play data/space-invaders-fast.pt --episodes 10 --sticky-action-prob 0.25 --vs-random
+    python -m a3c_core play data/space-invaders-fast-sticky.pt --episodes 10 --vs-random  # sticky, as trained
     python -m a3c_core evaluate data/pong-fast.pt --save-record     # 30 sticky-action games on fresh seeds
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
 

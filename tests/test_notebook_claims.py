@@ -149,8 +149,9 @@ def test_06_reads_its_own_game_and_your_checkpoint_of_the_game_it_names(kernel_d
 def test_07_the_shaped_reward_is_what_the_text_says_and_the_agent_sees_its_own_crop(kernel_dir: Path) -> None:
     query = ("{'raw': raw.tolist(), 'shaped': shaped.tolist(), 'lives': lives.tolist(), "
              "'legend': [t.get_text() for t in axes[2].get_legend().get_texts()], "
-             "'agent_rows': list(agent_env.get_wrapper_attr('rows')), "
+             "'agent_rows': list(agent_env.get_wrapper_attr('rows')), 'old_rows': list(old_env.get_wrapper_attr('rows')), "
              "'new_rows': list(new_crop_env.get_wrapper_attr('rows')), 'own': own is not None, "
+             "'agent': [agent_config.sticky_action_prob, agent_config.use_max_pool, record['evaluation']['episodes']], "
              "'returns_raw': [float(returns_raw.min()), float(returns_raw.max()), float(returns_raw.std())], "
              "'returns_shaped': [float(returns_shaped.min()), float(returns_shaped.max()), float(returns_shaped.std())]}")
     values, text = run_smoke("07_space_invaders.ipynb", query)
@@ -166,7 +167,10 @@ def test_07_the_shaped_reward_is_what_the_text_says_and_the_agent_sees_its_own_c
     (raw_min, raw_max, raw_std), (shaped_min, shaped_max, shaped_std) = values["returns_raw"], values["returns_shaped"]
     assert raw_min >= 0 and raw_max >= 10 and -2 <= shaped_min and shaped_max <= 2
     assert raw_std > 10 * shaped_std
-    assert values["agent_rows"] == [35, 195] and values["new_rows"] == [20, 195]
+    # section 4: the shipped agent was trained with sticky actions, the max of two frames and the game's own
+    # crop, and its record holds a 30-game final evaluation; the old agent keeps Pong's crop
+    assert values["agent"] == [0.25, True, 30] and values["agent_rows"] == [20, 195]
+    assert values["old_rows"] == [35, 195] and values["new_rows"] == [20, 195]
     assert values["own"]  # the smoke run covers the opt-in training too
 
 
