@@ -99,8 +99,14 @@ class A3CConfig:
     seed: int = field(default=0, metadata={"help": "base random seed; worker i uses seed + i"})
 
     # --- run control and reporting ---
-    max_steps: int = field(default=0, metadata={"help": "stop after this many agent steps in all workers (0: no limit)"})
-    max_minutes: float = field(default=0.0, metadata={"help": "stop after this many minutes (0: no limit)"})
+    max_steps: int = field(
+        default=0,
+        metadata={"help": "stop after this many agent steps in all workers, counted from the run's start (a "
+                          "resumed run included; 0: no limit)"})
+    max_minutes: float = field(
+        default=0.0,
+        metadata={"help": "stop after this many minutes of training, counted from the run's start (a resumed run "
+                          "included; 0: no limit)"})
     checkpoint_minutes: float = field(default=10.0, metadata={"help": "minutes between periodic checkpoints"})
     keep_checkpoints: int = field(default=3, metadata={"help": "how many periodic checkpoints to keep"})
     eval_steps_per_second: float = field(

@@ -48,7 +48,8 @@ def main() -> None:
                         help="seconds of the single-process ceiling measured before training (0: skip it)")
     parser.add_argument("--resume", metavar="CHECKPOINT",
                         help="continue a run of this script from one of its checkpoints (in another session, with "
-                             "new limits: --max-steps, --max-minutes); the curve and milestones cover the whole run")
+                             "new limits: --max-steps, --max-minutes, both counted from the run's start, so --max-minutes 0 "
+                             "lifts the 30-minute default); the curve and milestones cover the whole run")
     add_config_options(parser)
     args = parser.parse_args()
     if args.resume:
