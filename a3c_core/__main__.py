@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint")
     export.add_argument("output", help="the .pt file to write; a .json summary is written beside it")
     export.add_argument("--command", default="", help="the command that trained the checkpoint, for the record")
+    export.add_argument("--float32", action="store_true",
+                        help="keep the weights as trained (twice the size); by default they are rounded to float16")
     return parser
 
 
@@ -258,10 +260,11 @@ def evaluate(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     extra = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
              "command": args.command, "exported": time.strftime("%Y-%m-%d")}
-    summary = export_agent(args.checkpoint, args.output, extra)
+    summary = export_agent(args.checkpoint, args.output, extra, float32=args.float32)
     size = Path(args.output).stat().st_size / 1e6
-    print(f"wrote {args.output} ({size:.1f} MB) and its .json: {summary['game']}, {summary['steps']:,} steps, "
-          f"{summary['minutes']} min, last evaluator scores {summary['final_evaluator_scores']}")
+    print(f"wrote {args.output} ({size:.1f} MB, {summary['weights']} weights) and its .json: {summary['game']}, "
+          f"{summary['steps']:,} steps, {summary['minutes']} min, last evaluator scores "
+          f"{summary['final_evaluator_scores']}")
     return 0
 
 

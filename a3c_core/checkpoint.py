@@ -3,7 +3,8 @@
 A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
 so far, plain lists). An *exported* agent (:func:`export_agent`, the files in ``data/``) keeps only
-what playing needs: no optimizer state, and the weights in float16. A checkpoint is written to a
+what playing needs: no optimizer state, and the weights in float16 unless asked to keep float32 (a
+greedy policy can lose points to the rounding: benchmarks/README.md). A checkpoint is written to a
 temporary file in the same folder and then renamed, so a crash mid-save never leaves a half-written
 checkpoint under the real name. Loading uses ``torch.load(weights_only=True)``: tensors and plain
 containers only, so a checkpoint from a stranger cannot run code on your machine. Older formats are
@@ -165,19 +166,20 @@ def load_model(path: str | os.PathLike) -> tuple[ActorCritic, A3CConfig, list[st
     return model.eval(), config, names
 
 
-def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """Write a small play-only copy of ``checkpoint``: float16 weights, config, counters, the evaluator's
-    curve; no optimizer state. Beside ``path`` it also writes ``<name>-curve.csv`` (the evaluator's
-    curve, :mod:`a3c_core.curves`) and ``<name>.json``: the summary it returns (config, steps,
-    minutes, final evaluator scores, plus ``extra``, e.g. the command and the machine).
+def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[str, Any] | None = None,
+                 float32: bool = False) -> dict[str, Any]:
+    """Write a small play-only copy of ``checkpoint``: the weights (float16, or as trained with
+    ``float32``), config, counters, the evaluator's curve; no optimizer state. Beside ``path`` it also
+    writes ``<name>-curve.csv`` (the evaluator's curve, :mod:`a3c_core.curves`) and ``<name>.json``:
+    the summary it returns (config, steps, minutes, final evaluator scores, the weights' precision,
+    plus ``extra``, e.g. the command and the machine).
     """
     load_model(checkpoint)  # refuses a checkpoint whose weights do not fit its config before anything is written
     payload = load_checkpoint(checkpoint)
     evals = payload["history"].get("evals", [])
     small = {
         "config": payload["config"],
-        "model": {name: tensor.half() if tensor.is_floating_point() else tensor
+        "model": {name: tensor.half() if tensor.is_floating_point() and not float32 else tensor
                   for name, tensor in payload["model"].items()},
         "counters": payload["counters"],
         "history": {"evals": evals},
@@ -193,6 +195,7 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
         "minutes": round(payload["counters"]["elapsed"] / 60, 1),
         "evaluator_episodes": len(evals),
         "final_evaluator_scores": [e["score"] for e in evals[-10:]],
+        "weights": "float32" if float32 else "float16",
         "config": payload["config"],
         **(extra or {}),
     }

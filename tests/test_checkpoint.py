@@ -91,7 +91,7 @@ def test_export_keeps_a_small_play_only_copy(tmp_path):
     assert "optimizer" not in small and small["model"]["policy.weight"].dtype == torch.float16
     assert (tmp_path / "agent.pt").stat().st_size < 0.6 * full.stat().st_size
     assert json.loads((tmp_path / "agent.json").read_text()) == summary
-    assert summary["steps"] == 12 and summary["final_evaluator_scores"] == [1.0]
+    assert summary["steps"] == 12 and summary["final_evaluator_scores"] == [1.0] and summary["weights"] == "float16"
     assert (tmp_path / "agent-curve.csv").read_text().splitlines() == [
         "episode,steps,frames,minutes,score,reward,length,mean10", "0,10,10,0.05,1.0,1.0,45,1.0"]
     model, _, _ = load_model(tmp_path / "agent.pt")
@@ -99,3 +99,15 @@ def test_export_keeps_a_small_play_only_copy(tmp_path):
     for name, tensor in model.state_dict().items():
         assert tensor.dtype == torch.float32
         torch.testing.assert_close(tensor, original[name], atol=1e-3, rtol=1e-3)
+
+
+def test_export_can_keep_the_weights_as_trained(tmp_path):
+    from a3c_core.checkpoint import export_agent
+
+    full = save_checkpoint(tmp_path / "full.pt", payload())
+    summary = export_agent(full, tmp_path / "agent.pt", float32=True)
+    assert summary["weights"] == "float32" and "optimizer" not in load_checkpoint(tmp_path / "agent.pt")
+    model, _, _ = load_model(tmp_path / "agent.pt")
+    original = load_checkpoint(full)["model"]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, original[name]), name
