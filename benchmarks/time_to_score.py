@@ -48,8 +48,9 @@ def main() -> None:
                         help="seconds of the single-process ceiling measured before training (0: skip it)")
     parser.add_argument("--resume", metavar="CHECKPOINT",
                         help="continue a run of this script from one of its checkpoints (in another session, with "
-                             "new limits: --max-steps, --max-minutes, both counted from the run's start, so --max-minutes 0 "
-                             "lifts the 30-minute default); the curve and milestones cover the whole run")
+                             "new limits: --max-steps, --max-minutes, both counted from the run's start, so "
+                             "--max-minutes 0 lifts the 30-minute default); the curve and milestones cover the whole "
+                             "run")
     add_config_options(parser)
     args = parser.parse_args()
     if args.resume:
@@ -79,7 +80,11 @@ def main() -> None:
     curve = curve_from_evals(trainer.history.evals, config.frames_per_step)
     write_curve(out / f"{name}.csv", curve)
     fig = curves_figure({name: curve}, x="steps", title=f"{name}: greedy evaluator")
-    fig.axes[0].axhline(args.target, color="gray", ls="--", lw=1)
+    low, high = fig.axes[0].get_ylim()
+    # the target line, unless it lies far above the curve (a target set out of reach, to run to the
+    # limits, would flatten the curve into the x-axis)
+    if low <= args.target <= high + (high - low) / 2:
+        fig.axes[0].axhline(args.target, color="gray", ls="--", lw=1)
     fig.savefig(out / f"{name}.png", dpi=110)
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(curve['score'])} evaluator episodes")
