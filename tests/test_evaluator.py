@@ -1,5 +1,6 @@
 """play_episode: the one game loop of the evaluator, the CLI and the notebooks, and its random baseline."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,6 +81,7 @@ def test_trace_keeps_what_the_model_saw_and_said_at_every_step():
 
 
 def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count_it_loaded_at():
+    GAMES = 5
     import multiprocessing as mp
     import threading
     import time
@@ -108,12 +110,12 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
             stop.wait(0.05)
 
     threading.Thread(target=count_up, daemon=True).start()
-    evals, actions = [], {}
+    evals, frames = [], {}
     try:
-        while len(evals) < 2:
+        while len(evals) < GAMES:
             record = queue.get(timeout=120)
             if record["kind"] == "frame":
-                actions.setdefault(record["episode"], []).append(record["action"])
+                frames.setdefault(record["episode"], []).append(record["frame"])
             else:
                 assert record["kind"] == "eval", record
                 evals.append(record)
@@ -127,6 +129,14 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
                 pass
         process.join(1)
     assert not process.is_alive()
-    assert actions[0] != actions[1]  # two different games (without sticky actions: the same game twice)
+
+    def same_game(a: list, b: list) -> bool:
+        return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    # Pong has no randomness but sticky actions: without them every game would be the first one again.
+    # With them two games of this untrained policy are still identical about 1 time in 12 (the policy
+    # rarely changes its action, and a repeat of an unchanged action changes nothing), so the test
+    # asks for a difference among GAMES games (all identical: about 1 time in 12**4)
+    assert not all(same_game(frames[0], frames[episode]) for episode in range(1, GAMES))
     for record in evals:
         assert record["steps"] < record["end_steps"]  # x = the weights' step count, not the episode's end
