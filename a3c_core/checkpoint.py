@@ -91,8 +91,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's own error would be cryptic
-        raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint: it is not a whole file written by "
-                              "torch.save (it is truncated, or another kind of file, such as a curve's CSV)")
+        raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or another kind "
+                              "of file, such as a curve's CSV): it is not a whole zip archive, which torch.save writes")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files

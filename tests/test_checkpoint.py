@@ -54,9 +54,9 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 
 def test_a_file_of_another_kind_is_named_as_such(tmp_path):
     (tmp_path / "curve.csv").write_text("steps,score\n0,-21\n")
-    with pytest.raises(CheckpointError, match="not a whole file written by torch.save") as caught:
+    with pytest.raises(CheckpointError, match="such as a curve's CSV") as caught:
         load_checkpoint(tmp_path / "curve.csv")
-    assert str(caught.value).endswith("such as a curve's CSV)")
+    assert str(caught.value).endswith("not a whole zip archive, which torch.save writes")
 
 
 def test_a_foreign_torch_file_and_a_missing_file(tmp_path):
