@@ -90,14 +90,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    unreadable = f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or"
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's own error would be cryptic
-        raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or another kind "
-                              "of file, such as a curve's CSV): it is not a whole zip archive, which torch.save writes")
+        raise CheckpointError(f"{unreadable} another kind of file, such as a curve's CSV): it is not a whole "
+                              "zip archive, which torch.save writes")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path} is not a readable a3c-lab checkpoint (truncated, corrupt, or it holds "
-                              f"objects other than tensors and plain data): {error}") from error
+        raise CheckpointError(f"{unreadable} it holds objects other than tensors and plain data): {error}") from error
     while isinstance(payload, dict) and payload.get("format") in MIGRATIONS and "config" in payload:
         payload = MIGRATIONS[payload["format"]](payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
