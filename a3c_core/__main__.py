@@ -122,10 +122,19 @@ def _already_stopping(signum: int, frame: Any) -> None:
           file=sys.stderr)
 
 
-def train(args: argparse.Namespace) -> int:
-    for name in ("SIGTERM", "SIGHUP"):  # stop as Ctrl-C does: cleanly, with a final checkpoint
+def catch_stop_signals(stopping: bool = False) -> None:
+    """Before a run: SIGTERM and SIGHUP (``kill``, ``timeout``, a closed terminal) stop it as Ctrl-C does,
+    with a ``KeyboardInterrupt``, so that it ends cleanly with a final checkpoint. Once it is stopping
+    (``stopping=True``): Ctrl-C, SIGTERM and SIGHUP only say so, and cannot cut that checkpoint short."""
+    handler, names = ((_already_stopping, ("SIGINT", "SIGTERM", "SIGHUP")) if stopping
+                      else (_stop_on_signal, ("SIGTERM", "SIGHUP")))
+    for name in names:
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop_on_signal)
+            signal.signal(getattr(signal, name), handler)
+
+
+def train(args: argparse.Namespace) -> int:
+    catch_stop_signals()
     overrides = config_overrides(args)
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **overrides)
@@ -144,9 +153,7 @@ def train(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(progress_line(trainer.status(), config), refresh=False)
                 bar.update(trainer.status()["steps"] - bar.n)
         except KeyboardInterrupt as interrupt:
-            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-                if hasattr(signal, name):
-                    signal.signal(getattr(signal, name), _already_stopping)
+            catch_stop_signals(stopping=True)
             bar.write(f"{str(interrupt) or 'Ctrl-C'}: stopping the workers and saving a checkpoint ...", file=sys.stderr)
         finally:
             trainer.close()  # stops the run, or waits for the stop at max_steps / max_minutes and its save

@@ -5,9 +5,11 @@
         --target 5 --milestones -3 0 3 5 --max-minutes 5
 
 It stops when the mean of the evaluator's last 10 episodes reaches ``--target`` (Pong: +18,
-"solved") or at ``--max-minutes`` / ``--max-steps``; writes the curve (CSV: evaluator episodes against
-agent steps, frames and wall time) and a plot into ``--out``; and prints the steps and minutes at which
-the mean of 10 first reached each milestone, with a markdown row for ``benchmarks/README.md``. The
+"solved"), at ``--max-minutes`` / ``--max-steps`` (counted from the run's start), after ``--for-minutes``
+more (a session's share of a long run), or on Ctrl-C, SIGTERM or SIGHUP; then it writes the curve
+(CSV: evaluator episodes against agent steps, frames and wall time) and a plot into ``--out``; and
+prints the steps and minutes at which the mean of 10 first reached each milestone, with a markdown
+row for ``benchmarks/README.md``. The
 evaluator plays with sticky actions 0.25 (the config's ``eval_sticky_action_prob``), so the mean of 10
 is a mean over ten different games; `python -m a3c_core evaluate` then gives the finished agent its
 final 30-game evaluation on fresh seeds.
@@ -32,7 +34,7 @@ from pathlib import Path
 from throughput import single_process_ceiling  # the same measurement as the throughput table (this folder)
 
 from a3c_core import A3CConfig, Trainer
-from a3c_core.__main__ import add_config_options, config_overrides
+from a3c_core.__main__ import add_config_options, catch_stop_signals, config_overrides
 from a3c_core.config import PRESETS
 from a3c_core.curves import WINDOW, curve_from_evals, first_reach, write_curve
 from a3c_core.plots import curves_figure
@@ -51,8 +53,14 @@ def main() -> None:
                              "new limits: --max-steps, --max-minutes, both counted from the run's start, so "
                              "--max-minutes 0 lifts the 30-minute default); the curve and milestones cover the whole "
                              "run")
+    parser.add_argument("--for-minutes", type=float, metavar="M",
+                        help="train M more minutes, then stop with a checkpoint (a session's share of a long run; "
+                             "unlike --max-minutes, counted from now)")
     add_config_options(parser)
     args = parser.parse_args()
+    if args.for_minutes is not None and not args.for_minutes > 0:
+        parser.error(f"--for-minutes must be a positive number of minutes, got {args.for_minutes:g}")
+    catch_stop_signals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: curve, plot and checkpoint written
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **config_overrides(args))
         config, name = trainer.config, trainer.run_dir.name.removeprefix("bench-").rsplit("-", 2)[0]
@@ -62,6 +70,8 @@ def main() -> None:
         frames = f"-stack{config.frame_stack}" if config.frame_stack > 1 else ""
         name = f"{config.game}-{args.preset}{frames}-w{config.workers}-seed{config.seed}"
         trainer = Trainer(config, run_dir=Path(config.run_dir) / f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.for_minutes is not None:
+        trainer.config = trainer.config.replace(max_minutes=trainer.elapsed / 60 + args.for_minutes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -75,6 +85,7 @@ def main() -> None:
                 print(f"\r{status['elapsed'] / 60:5.1f} min  {status['steps']:>10,} steps  "
                       f"{status['steps_per_second']:6.0f} steps/s  eval mean10 {mean}", end="", flush=True)
         except KeyboardInterrupt:
+            catch_stop_signals(stopping=True)
             print("\ninterrupted: writing what was measured so far")
     print()
     curve = curve_from_evals(trainer.history.evals, config.frames_per_step)

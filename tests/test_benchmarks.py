@@ -1,7 +1,10 @@
 """The learning-speed benchmark runs end to end and writes its curve, plot and table row."""
 
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +130,34 @@ def test_play_threads_times_both_settings_on_the_same_game(tmp_path):
     assert len(medians) in (1, 2) and medians[-1].startswith("threads 1: median")
     assert len([line for line in result.stdout.splitlines() if line.startswith("repeat ")]) == 2 * len(medians)
     assert all(" 50 steps in " in line for line in result.stdout.splitlines() if line.startswith("repeat "))
+
+
+def test_time_to_score_stops_cleanly_on_sigterm_and_trains_for_minutes_more_on_resume(tmp_path):
+    # A long run in the background is ended by `kill` or `timeout` (SIGTERM) as by Ctrl-C: curve and checkpoint
+    # written. A later session gives it --for-minutes more, counted from the resume, not from the run's start.
+    script, out, runs = str(ROOT / "benchmarks" / "time_to_score.py"), str(tmp_path / "out"), tmp_path / "runs"
+    run = subprocess.Popen(
+        [sys.executable, script, "--preset", "catch", "--workers", "1", "--eval-steps-per-second", "0",
+         "--target", "99", "--max-minutes", "0", "--ceiling-seconds", "0", "--out", out, "--run-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    while not any(path.stat().st_size for path in runs.glob("*/metrics.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the worker has reported: it is training
+    run.send_signal(signal.SIGTERM)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0 and "interrupted: writing what was measured so far" in stdout, stderr
+    first = sorted(runs.glob("*/checkpoints/step-*.pt"))[-1]
+    assert int(first.stem.removeprefix("step-")) > 0 and (tmp_path / "out" / "catch-catch-w1-seed0.csv").exists()
+    minutes_then = float(re.search(r"steps in ([\d.]+) min", stdout).group(1))
+
+    result = subprocess.run(
+        [sys.executable, script, "--resume", str(first), "--for-minutes", "0.2", "--target", "99",
+         "--ceiling-seconds", "0", "--out", out], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    minutes_now = float(re.search(r"steps in ([\d.]+) min", result.stdout).group(1))
+    assert minutes_then + 0.2 <= minutes_now <= minutes_then + 1.5, (minutes_then, minutes_now)
+
+    refused = subprocess.run([sys.executable, script, "--for-minutes", "0"], capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert refused.returncode == 2 and "--for-minutes must be a positive number of minutes" in refused.stderr
+    assert "Traceback" not in refused.stderr
