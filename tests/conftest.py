@@ -56,7 +56,7 @@ def random_policy_mean(config, episodes: int = 200) -> float:
 
 @pytest.fixture
 def catch_learning():
-    """``catch_learning(config)``: train ``config`` (Catch, with a ``max_minutes`` limit) on its backend
+    """``catch_learning(config)``: train ``config`` (Catch, with a ``max_steps`` limit) on its backend
     until the greedy evaluator's last 5 games average +2, and assert that it got there; returns the
     stopped trainer. The same bar for every backend."""
     from a3c_core import Trainer

@@ -27,6 +27,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from a3c_core import A3CConfig, ActorCritic, Trainer  # noqa: E402
 from a3c_core.checkpoint import load_run  # noqa: E402
+from test_learning import CATCH_STEPS  # noqa: E402  (the same budget as the local learning test)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -84,7 +85,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def test_ray_backend_learns_catch_to_the_local_backends_bar(tmp_path, cluster, catch_learning):
     """The same bar as the local backend's learning test (tests/test_learning.py)."""
-    learned = catch_learning(catch(tmp_path, cluster, max_minutes=5))
+    learned = catch_learning(catch(tmp_path, cluster, max_steps=CATCH_STEPS, max_minutes=30))
     assert learned.last_checkpoint is not None and learned.failure is None
     assert not ray.is_initialized()  # stop() left the cluster
 
@@ -176,7 +177,7 @@ def test_an_unreachable_cluster_is_one_sentence(tmp_path):
 def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     out = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"),
-                             "--game", "catch", "--workers", "1", "--seconds", "5", "--warmup", "0", "--repeats", "1",
+                             "--game", "catch", "--workers", "1", "--seconds", "10", "--warmup", "2", "--repeats", "1",
                              "--updates", "20", "--out", str(out)], capture_output=True, text=True, timeout=240,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr
