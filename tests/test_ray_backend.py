@@ -27,7 +27,6 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from a3c_core import A3CConfig, ActorCritic, Trainer  # noqa: E402
 from a3c_core.checkpoint import load_run  # noqa: E402
-from test_learning import CATCH_STEPS  # noqa: E402  (the same budget as the local learning test)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -85,7 +84,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def test_ray_backend_learns_catch_to_the_local_backends_bar(tmp_path, cluster, catch_learning):
     """The same bar as the local backend's learning test (tests/test_learning.py)."""
-    learned = catch_learning(catch(tmp_path, cluster, max_steps=CATCH_STEPS, max_minutes=30))
+    learned = catch_learning(catch(tmp_path, cluster))
     assert learned.last_checkpoint is not None and learned.failure is None
     assert not ray.is_initialized()  # stop() left the cluster
 
