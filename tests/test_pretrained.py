@@ -95,7 +95,9 @@ def test_the_agent_trained_on_one_game_wins_it_and_loses_its_edge_on_sticky_game
 
 def test_the_shipped_agents_are_all_there():
     assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-fast-sticky", "pong-seed", "pong-seed4",
-            "space-invaders-fast", "space-invaders-fast-sticky", "space-invaders-seed"} <= set(AGENTS)
+            "pong-seed4-sticky", "space-invaders-fast", "space-invaders-fast-sticky",
+            "space-invaders-seed"} <= set(AGENTS)
+    assert {"pong-fast-sticky", "pong-seed4-sticky", "space-invaders-fast-sticky"} <= set(PROTOCOL_AGENTS)
 
 
 @pytest.mark.parametrize("name", AGENTS)
