@@ -8,6 +8,9 @@ server can take.
    repeats, so a trend in the machine's load hits both), each measured over ``--seconds`` after
    ``--warmup`` seconds of training (Ray's start-up is left out: it is paid once per run). Agent
    steps/s per backend, the median over repeats, and the Ray backend's ratio to the local one.
+   Over the same seconds, **where the CPU goes**: the CPU time of every process of the run (the
+   driver, the workers, the evaluator, and on Ray the parameter server, the mailbox, the raylet and
+   GCS), as cores in use and as CPU milliseconds per update (one update = one worker's rollout).
 2. **The parameter server alone**: ``--updates`` gradients of the model's size sent to one
    :class:`~a3c_core.ray_backend.ParameterServer` as fast as the driver can submit them, each
    answered with the weights: gradients applied per second, and the bytes of one update each way.
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import ray
 from tqdm import tqdm
 
@@ -40,8 +44,36 @@ from a3c_core.ray_backend import connect
 from a3c_core.shared import SharedAdam
 
 
-def measure_run(config: A3CConfig, warmup: float, seconds: float) -> float:
-    """Agent steps/s of one training run of ``config``, over ``seconds`` after ``warmup`` seconds of training."""
+#: The roles of the processes that are not the Trainer's named children, by their name or command line.
+_ROLES = (("raylet", "raylet"), ("gcs_server", "GCS"), ("ParameterServer", "parameter server"),
+          ("Mailbox", "mailbox"))
+
+
+def cpu_seconds(children: dict[int, str]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process ("driver": the Trainer's side) and every
+    process under it, summed by role: ``children`` names the Trainer's own (pid -> "worker 3", ...)."""
+    me = psutil.Process()
+    used: dict[str, float] = {}
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+            named = children.get(process.pid)
+            if process.pid == me.pid:
+                role = "driver"
+            elif named is not None:
+                role = "workers" if named.startswith("worker") else named
+            else:
+                command = " ".join([process.name(), *process.cmdline()])
+                role = next((role for key, role in _ROLES if key in command), "other")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # ended meanwhile
+            continue
+        used[role] = used.get(role, 0.0) + times.user + times.system
+    return used
+
+
+def measure_run(config: A3CConfig, warmup: float, seconds: float) -> tuple[float, dict[str, float]]:
+    """Agent steps/s of one training run of ``config`` over ``seconds`` after ``warmup`` seconds of
+    training, and the CPU seconds each role used per second of that window (cores in use)."""
     trainer = Trainer(config, verbose=False)
     with trainer:
         while trainer.steps == 0 and trainer.running:
@@ -49,10 +81,12 @@ def measure_run(config: A3CConfig, warmup: float, seconds: float) -> float:
         if not trainer.running:
             raise SystemExit(f"the {config.backend} run stopped before its first step: {trainer.failure}")
         time.sleep(warmup)
-        steps0, t0 = trainer.steps, time.monotonic()
+        children = {pid: name for name, pid in trainer.process_ids().items()}
+        cpu0, steps0, t0 = cpu_seconds(children), trainer.steps, time.monotonic()
         time.sleep(seconds)
-        steps1, t1 = trainer.steps, time.monotonic()
-    return (steps1 - steps0) / (t1 - t0)
+        cpu1, steps1, t1 = cpu_seconds(children), trainer.steps, time.monotonic()
+    cores = {role: (cpu1[role] - cpu0.get(role, 0.0)) / (t1 - t0) for role in cpu1}
+    return (steps1 - steps0) / (t1 - t0), cores
 
 
 def server_capacity(config: A3CConfig, updates: int) -> dict[str, float]:
@@ -87,6 +121,25 @@ def server_capacity(config: A3CConfig, updates: int) -> dict[str, float]:
             "bytes_out": float(weights.nbytes), "parameters": float(gradient.size)}
 
 
+def print_cpu_table(worker_counts: list[int], rates: dict, cpu_use: dict, rollout_steps: int) -> None:
+    """Where the CPU went: cores in use by each role (median over repeats, summed for "all") and CPU ms
+    per update (over the median steps/s)."""
+    roles = ["workers", "evaluator", "parameter server", "mailbox", "raylet", "GCS", "driver", "other"]
+    print("\nWhere the CPU went over the measured seconds: cores in use by each role, median over repeats; "
+          "CPU ms per update = all roles' CPU time over the updates made (one per worker rollout)")
+    print(f"\n| workers | backend | {' | '.join(roles)} | all | CPU ms per update: all / workers |")
+    print("|---|---|" + "---|" * (len(roles) + 2))
+    for workers in worker_counts:
+        for backend in ("local", "ray"):
+            runs = cpu_use[str(workers)][backend]
+            median = {role: statistics.median(run.get(role, 0.0) for run in runs) for role in roles}
+            everything = sum(median.values())
+            updates = statistics.median(rates[str(workers)][backend]) / rollout_steps
+            cells = [f"{median[role]:.2f}" if any(role in run for run in runs) else "-" for role in roles]
+            per_update = f"{1e3 * everything / updates:.0f} / {1e3 * median['workers'] / updates:.0f}" if updates else "-"
+            print(f"| {workers} | {backend} | {' | '.join(cells)} | {everything:.2f} | {per_update} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
@@ -103,12 +156,13 @@ def main() -> None:
 
     runs_dir = tempfile.mkdtemp(prefix="ray-overhead-")
     rates: dict[str, dict[str, list[float]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
+    cpu_use: dict[str, dict[str, list[dict[str, float]]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
     cores = os.cpu_count()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}", "preset": args.preset,
               "game": args.game, "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats,
-              "rates": rates, "server": None, "complete": False}
+              "rates": rates, "cpu_cores": cpu_use, "server": None, "complete": False}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def write() -> None:  # after every run: a measurement cut short keeps what it had
@@ -120,7 +174,9 @@ def main() -> None:
     for workers, _, backend in tqdm(plan, desc="runs", unit="run"):
         config = A3CConfig.preset(args.preset, game=args.game, workers=workers, backend=backend, run_dir=runs_dir,
                                   snapshot_minutes=0, checkpoint_minutes=1e6, keep_checkpoints=1)
-        rates[str(workers)][backend].append(measure_run(config, args.warmup, args.seconds))
+        rate, cores_used = measure_run(config, args.warmup, args.seconds)
+        rates[str(workers)][backend].append(rate)
+        cpu_use[str(workers)][backend].append(cores_used)
         write()
     config = A3CConfig.preset(args.preset, game=args.game, workers=max(args.workers))
     server = result["server"] = server_capacity(config, args.updates)
@@ -137,6 +193,7 @@ def main() -> None:
         per_worker = local / workers / config.rollout_steps
         ratio = f"{on_ray / local:.2f}" if local else "-"  # a window too short for one local update
         print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {ratio} | {per_worker:.1f} |")
+    print_cpu_table(args.workers, rates, cpu_use, config.rollout_steps)
     one_worker = statistics.median(rates[str(min(args.workers))]["local"]) / min(args.workers) / config.rollout_steps
     if not one_worker:
         raise SystemExit("the local runs took no step in the measured window: measure longer (--seconds)")

@@ -185,7 +185,10 @@ def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     parameters = sum(p.numel() for p in ActorCritic.from_config(A3CConfig.preset("fast", game="catch"), 3).parameters())
     assert measured["server"]["bytes_in"] == measured["server"]["bytes_out"] == 4 * parameters
     assert measured["server"]["updates_per_second"] > 0 and measured["server"]["round_trip_ms"] > 0
-    assert "| 1 | " in result.stdout and "One parameter server" in result.stdout
+    local_cpu, ray_cpu = (measured["cpu_cores"]["1"][backend][0] for backend in ("local", "ray"))
+    assert local_cpu["workers"] > 0 and ray_cpu["workers"] > 0 and ray_cpu["parameter server"] > 0
+    assert {"raylet", "GCS", "mailbox"} <= set(ray_cpu) and not {"parameter server", "raylet"} & set(local_cpu)
+    assert "| 1 | " in result.stdout and "| 1 | ray | " in result.stdout and "One parameter server" in result.stdout
 
 
 def test_the_ray_workers_loop_differs_from_the_local_one_only_where_weights_and_gradients_travel():
