@@ -31,6 +31,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -121,23 +122,34 @@ def server_capacity(config: A3CConfig, updates: int) -> dict[str, float]:
             "bytes_out": float(weights.nbytes), "parameters": float(gradient.size)}
 
 
-def print_cpu_table(worker_counts: list[int], rates: dict, cpu_use: dict, rollout_steps: int) -> None:
-    """Where the CPU went: cores in use by each role (median over repeats, summed for "all") and CPU ms
-    per update (over the median steps/s)."""
-    roles = ["workers", "evaluator", "parameter server", "mailbox", "raylet", "GCS", "driver", "other"]
+#: The roles a run's processes are counted under, in the order tables and pictures show them.
+CPU_ROLES = ["workers", "parameter server", "raylet", "mailbox", "evaluator", "driver", "GCS", "other"]
+
+
+def cpu_summary(rates: list[float], runs: list[dict[str, float]], rollout_steps: int) -> dict[str, Any]:
+    """One backend's repeats summed up: median steps/s, median cores in use per role (roles it never
+    had are left out), and each role's CPU milliseconds per update (one worker rollout) at that rate."""
+    steps_per_second = statistics.median(rates)
+    cores = {role: statistics.median(run.get(role, 0.0) for run in runs)
+             for role in CPU_ROLES if any(role in run for run in runs)}
+    updates = steps_per_second / rollout_steps
+    return {"steps_per_second": steps_per_second, "cores": cores,
+            "ms_per_update": {role: 1e3 * used / updates for role, used in cores.items()} if updates else {}}
+
+
+def print_cpu_table(summary: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Where the CPU went (:func:`cpu_summary` per worker count and backend): cores in use by each role,
+    summed for "all", and CPU ms per update."""
     print("\nWhere the CPU went over the measured seconds: cores in use by each role, median over repeats; "
           "CPU ms per update = all roles' CPU time over the updates made (one per worker rollout)")
-    print(f"\n| workers | backend | {' | '.join(roles)} | all | CPU ms per update: all / workers |")
-    print("|---|---|" + "---|" * (len(roles) + 2))
-    for workers in worker_counts:
-        for backend in ("local", "ray"):
-            runs = cpu_use[str(workers)][backend]
-            median = {role: statistics.median(run.get(role, 0.0) for run in runs) for role in roles}
-            everything = sum(median.values())
-            updates = statistics.median(rates[str(workers)][backend]) / rollout_steps
-            cells = [f"{median[role]:.2f}" if any(role in run for run in runs) else "-" for role in roles]
-            per_update = f"{1e3 * everything / updates:.0f} / {1e3 * median['workers'] / updates:.0f}" if updates else "-"
-            print(f"| {workers} | {backend} | {' | '.join(cells)} | {everything:.2f} | {per_update} |")
+    print(f"\n| workers | backend | {' | '.join(CPU_ROLES)} | all | CPU ms per update: all / workers |")
+    print("|---|---|" + "---|" * (len(CPU_ROLES) + 2))
+    for workers, backends in summary.items():
+        for backend, measured in backends.items():
+            cores, per_update = measured["cores"], measured["ms_per_update"]
+            cells = [f"{cores[role]:.2f}" if role in cores else "-" for role in CPU_ROLES]
+            ms = f"{sum(per_update.values()):.0f} / {per_update['workers']:.0f}" if per_update else "-"
+            print(f"| {workers} | {backend} | {' | '.join(cells)} | {sum(cores.values()):.2f} | {ms} |")
 
 
 def main() -> None:
@@ -180,6 +192,8 @@ def main() -> None:
         write()
     config = A3CConfig.preset(args.preset, game=args.game, workers=max(args.workers))
     server = result["server"] = server_capacity(config, args.updates)
+    result["cpu_summary"] = {workers: {backend: cpu_summary(rates[workers][backend], runs, config.rollout_steps)
+                                       for backend, runs in backends.items()} for workers, backends in cpu_use.items()}
     result["complete"] = True
     write()
     load = result["load_at_end"]
@@ -193,7 +207,7 @@ def main() -> None:
         per_worker = local / workers / config.rollout_steps
         ratio = f"{on_ray / local:.2f}" if local else "-"  # a window too short for one local update
         print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {ratio} | {per_worker:.1f} |")
-    print_cpu_table(args.workers, rates, cpu_use, config.rollout_steps)
+    print_cpu_table(result["cpu_summary"])
     one_worker = statistics.median(rates[str(min(args.workers))]["local"]) / min(args.workers) / config.rollout_steps
     if not one_worker:
         raise SystemExit("the local runs took no step in the measured window: measure longer (--seconds)")
