@@ -175,11 +175,17 @@ def main() -> None:
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}", "preset": args.preset,
               "game": args.game, "seconds": args.seconds, "warmup": args.warmup, "repeats": args.repeats,
               "rates": rates, "cpu_cores": cpu_use, "server": None, "complete": False}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"cannot create the folder of --out {args.out}: {error.strerror}")
+    if out.is_dir() or not os.access(out.parent, os.W_OK):
+        parser.error(f"cannot write --out {args.out}: " + ("it is a folder" if out.is_dir() else "its folder is not writable"))
 
     def write() -> None:  # after every run: a measurement cut short keeps what it had
         result["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        out.write_text(json.dumps(result, indent=2) + "\n")
 
     plan = [(n, r, backend) for n in args.workers for r in range(args.repeats)
             for backend in (("local", "ray") if r % 2 == 0 else ("ray", "local"))]
@@ -202,13 +208,14 @@ def main() -> None:
           f"{args.preset} preset; steps/s over {args.seconds:.0f} s after {args.warmup:.0f} s, median of {args.repeats}")
     print("\n| workers | local steps/s | Ray steps/s | Ray / local | local updates/s per worker |")
     print("|---|---|---|---|---|")
-    for workers in args.workers:
-        local, on_ray = (statistics.median(rates[str(workers)][b]) for b in ("local", "ray"))
-        per_worker = local / workers / config.rollout_steps
+    for workers, backends in result["cpu_summary"].items():
+        local, on_ray = (backends[b]["steps_per_second"] for b in ("local", "ray"))
+        per_worker = local / int(workers) / config.rollout_steps
         ratio = f"{on_ray / local:.2f}" if local else "-"  # a window too short for one local update
         print(f"| {workers} | {local:,.0f} | {on_ray:,.0f} | {ratio} | {per_worker:.1f} |")
     print_cpu_table(result["cpu_summary"])
-    one_worker = statistics.median(rates[str(min(args.workers))]["local"]) / min(args.workers) / config.rollout_steps
+    fewest = min(args.workers)
+    one_worker = result["cpu_summary"][str(fewest)]["local"]["steps_per_second"] / fewest / config.rollout_steps
     if not one_worker:
         raise SystemExit("the local runs took no step in the measured window: measure longer (--seconds)")
     print(f"\nOne parameter server ({server['parameters']:,.0f} parameters): {server['updates_per_second']:,.0f} "

@@ -191,6 +191,15 @@ def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     assert "| 1 | " in result.stdout and "| 1 | ray | " in result.stdout and "One parameter server" in result.stdout
 
 
+def test_the_overhead_benchmark_refuses_an_out_it_cannot_write_in_one_sentence(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"
+    for out, reason in ((tmp_path, "it is a folder"), (Path("/proc/no/such.json"), "No such file or directory")):
+        result = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].endswith(reason) and f"--out {out}" in result.stderr
+
+
 def test_the_ray_workers_loop_differs_from_the_local_one_only_where_weights_and_gradients_travel():
     """Notebook 09 shows the diff of the two loops and says that only the transport differs: every
     A3C step (rollout, loss, backward, clipping, the checks, reporting, episode ends) is the same line."""
