@@ -1,6 +1,6 @@
 """Greedy play beside a training run: torch's default intra-op threads against one thread.
 
-    .venv/bin/python benchmarks/play_threads.py data/pong-seed.pt --steps 600 --repeats 3
+    .venv/bin/python benchmarks/play_threads.py data/pong-seed-sticky.pt --steps 600 --repeats 3
 
 An agent plays one state at a time, so more torch threads have little to share; when the cores are
 busy (a training run next to it), they mostly wait for each other. The two settings alternate

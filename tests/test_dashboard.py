@@ -166,7 +166,7 @@ def test_the_plot_follows_a_short_run_beside_a_long_reference_with_the_legend_of
     from a3c_core.plots import REFERENCE_MARGIN, reward_figure
 
     reference = {"pong fast": read_curve(Path(__file__).resolve().parents[1] / "data" / "pong-fast-curve.csv"),
-                 "pong seed": read_curve(Path(__file__).resolve().parents[1] / "data" / "pong-seed-curve.csv")}
+                 "pong seed": read_curve(Path(__file__).resolve().parents[1] / "data" / "pong-seed-sticky-curve.csv")}
     assert min(curve["frames"][-1] for curve in reference.values()) > 1e6  # millions of frames
     fig = reward_figure(stopped_trainer.history, reference=reference)   # this run: 1,170 frames
     evaluator = fig.axes[0]

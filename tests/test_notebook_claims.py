@@ -179,7 +179,7 @@ def test_08_the_model_table_the_reference_numbers_and_the_progress_of_its_games(
              "'moved': [float(y0), float(x0)] != [float(y1), float(x1)], "
              "'progress': [progress.n, progress.total, len(agents), GAMES], "
              "'reach': {label: {str(level): None if (i := first_reach(c, level)) is None else "
-             "[float(c['frames'][i]) / 1e6, float(c['minutes'][i])] for level in (-10, 0, 10)} for label, c in curves.items()}, "
+             "[float(c['frames'][i]) / 1e6, float(c['minutes'][i])] for level in (-10, 0, 10, 18)} for label, c in curves.items()}, "
              "'best': {label: float(c['mean10'].max()) for label, c in curves.items()}, 'own': list(own_curves)}")
     values, text = run_smoke("08_one_frame_or_four.ipynb", query)
     table = {(preset, frames): (first, total) for preset, frames, first, total in values["rows"]}
@@ -192,20 +192,29 @@ def test_08_the_model_table_the_reference_numbers_and_the_progress_of_its_games(
     assert done == total == agents * 2 * games and agents == 5
     reach, best = values["reach"], values["best"]
 
-    def frames_at(label: str, level: int) -> float:
+    def frames_at(label: str, level: int, digits: int = 1) -> float:
         """Millions of frames at which the mean of 10 first reached ``level``, as the text rounds them."""
-        return round(reach[label][str(level)][0], 1)
+        return round(reach[label][str(level)][0], digits)
 
     # section 4's text, from the mean of 10 games
     assert frames_at("fast, 4 frames", -10) == 5.0
     assert [frames_at("fast, 1 frame, seed 1", -10), frames_at("fast, 1 frame, seed 0", -10)] == [2.7, 3.3]
     assert reach["fast, 4 frames"]["10"] is None
-    assert [frames_at("seed, 4 frames", -10), frames_at("seed, 4 frames", 0)] == [1.7, 2.5]
-    assert [frames_at("seed, 1 frame", -10), frames_at("seed, 1 frame", 0)] == [2.0, 2.7]
-    assert best["seed, 4 frames"] < 5
-    assert frames_at("seed, 1 frame", 10) == 3.1 and round(reach["seed, 1 frame"]["10"][1]) == 24
+    assert [frames_at("seed, 1 frame", level, 2) for level in (-10, 0, 10)] == [2.37, 3.05, 4.26]
+    assert [frames_at("seed, 4 frames", level, 2) for level in (-10, 0, 10, 18)] == [2.32, 3.70, 6.02, 9.34]
+    assert [label for label in reach if reach[label]["18"] is not None] == ["seed, 4 frames"]  # the only one
+    assert [best["seed, 1 frame"], best["seed, 4 frames"]] == [pytest.approx(16.2), pytest.approx(19.6)]
     assert max(frames_at(label, -10) for label in reach if label.startswith("seed")) < \
         min(frames_at(label, -10) for label in reach if label.startswith("fast"))  # seed broke out sooner
+    # the records' table: which games each agent trained on, the budget and the final evaluations
+    rows = {line[:22].strip(): line[22:] for line in text.splitlines()
+            if line[:22].strip() in reach and "x86_64" in line}  # the machine column
+    for label in reach:
+        trained_on = "sticky games" if label.startswith("seed") else "one game"
+        assert trained_on in rows[label] and "not measured" not in rows[label], rows[label]
+    assert "3.81M" in rows["seed, 1 frame"] and "3.81M" in rows["seed, 4 frames"]
+    assert "+13.8 [" in rows["seed, 1 frame"] and "+17.6 [" in rows["seed, 4 frames"]
+    assert "16-core" in rows["seed, 1 frame"] and "16-core" in rows["seed, 4 frames"]
     assert values["own"] == ["yours, 1 frame", "yours, 4 frames"]  # the smoke run covers the opt-in runs
 
 

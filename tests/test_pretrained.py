@@ -18,7 +18,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
-@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1", "pong-seed"])
+@pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1"])
 def test_pretrained_pong_agents_win(name):
     model, config, names = load_model(DATA / f"{name}.pt")
     summary = json.loads((DATA / f"{name}.json").read_text())
@@ -51,23 +51,42 @@ AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
 #: Agents trained and judged under the field's protocol (sticky actions in training and evaluation).
 PROTOCOL_AGENTS = [name for name in AGENTS
                    if json.loads((DATA / f"{name}.json").read_text())["config"].get("eval_sticky_action_prob") == 0.25]
+#: Notebook 08's 1-frame seed-preset agent, shipped for its comparison with pong-seed4-sticky (the same
+#: preset, seed and budget): it wins every game, by less than the +15 the other Pong agents are held to.
+TWIN = "pong-seed-sticky"
 #: Seeds of the games played here: fresh (the record's final evaluation starts at FINAL_SEED = 10^9).
 TEST_SEED = 2_000_000_000
 
 
-@pytest.mark.parametrize("name", PROTOCOL_AGENTS)
-def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_the_final_evaluation(name):
-    from a3c_core.evaluator import FINAL_SEED, final_evaluation
+def protocol_record(name: str) -> dict:
+    """The final evaluation in ``name``'s record, checked to be the protocol's: 30 sticky-action games or
+    more on the seeds from FINAL_SEED, with the mean inside its confidence interval."""
+    from a3c_core.evaluator import FINAL_SEED
 
-    model, config, _ = load_model(DATA / f"{name}.pt")
     record = json.loads((DATA / f"{name}.json").read_text())["evaluation"]
     assert record["episodes"] >= 30 and record["sticky_action_prob"] == 0.25 and record["seeds"][0] == FINAL_SEED
     assert record["agent"]["ci95"][0] <= record["agent"]["mean"] <= record["agent"]["ci95"][1]
+    return record
+
+
+def fresh_games(name: str, games: int) -> dict:
+    """``final_evaluation`` of ``name`` on ``games`` sticky-action games from TEST_SEED, within 5 minutes."""
+    from a3c_core.evaluator import final_evaluation
+
+    model, config, _ = load_model(DATA / f"{name}.pt")
     start = time.monotonic()
-    games = 5 if config.game == "pong" else 10
     result = final_evaluation(model, config, episodes=games, first_seed=TEST_SEED, progress=False)
     assert time.monotonic() - start < 300
-    if config.game == "pong":
+    return result
+
+
+@pytest.mark.parametrize("name", [name for name in PROTOCOL_AGENTS if name != TWIN])
+def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_the_final_evaluation(name):
+    record = protocol_record(name)
+    game = json.loads((DATA / f"{name}.json").read_text())["game"]
+    games = 5 if game == "pong" else 10
+    result = fresh_games(name, games)
+    if game == "pong":
         assert result["agent"]["mean"] >= 15, result["agent"]["scores"]
         assert record["agent"]["mean"] >= 15
     else:  # clearly above random play, by a margin the recorded confidence intervals support
@@ -75,6 +94,14 @@ def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_th
         agent, random = result["agent"], result["random"]
         spread = ((agent["std"] ** 2 + random["std"] ** 2) / games) ** 0.5  # of the difference of the two means
         assert agent["mean"] - random["mean"] > 2 * spread, (agent["scores"], random["scores"])
+
+
+def test_notebook_08s_one_frame_agent_wins_every_game_by_less_than_its_four_frame_twin():
+    # README and notebook 08: +13.8 over its 30 games, every one won; its 4-frame twin +17.6
+    record, twin = protocol_record(TWIN), protocol_record("pong-seed4-sticky")
+    assert min(record["agent"]["scores"]) > 0 and round(record["agent"]["mean"], 1) == 13.8
+    assert record["agent"]["ci95"][1] < twin["agent"]["mean"]
+    assert min(fresh_games(TWIN, 5)["agent"]["scores"]) > 0
 
 
 def test_the_agent_trained_on_one_game_wins_it_and_loses_its_edge_on_sticky_games():
@@ -94,10 +121,10 @@ def test_the_agent_trained_on_one_game_wins_it_and_loses_its_edge_on_sticky_game
 
 
 def test_the_shipped_agents_are_all_there():
-    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-fast-sticky", "pong-seed", "pong-seed4",
+    assert {"pong-fast", "pong-fast-seed1", "pong-fast4", "pong-fast-sticky", "pong-seed-sticky",
             "pong-seed4-sticky", "space-invaders-fast", "space-invaders-fast-sticky",
             "space-invaders-seed"} <= set(AGENTS)
-    assert {"pong-fast-sticky", "pong-seed4-sticky", "space-invaders-fast-sticky"} <= set(PROTOCOL_AGENTS)
+    assert {"pong-fast-sticky", TWIN, "pong-seed4-sticky", "space-invaders-fast-sticky"} <= set(PROTOCOL_AGENTS)
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -105,6 +132,8 @@ def test_every_agent_has_its_record(name):
     summary = json.loads((DATA / f"{name}.json").read_text())
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
         assert key in summary
+    final = summary["evaluation"]  # the README's last column: 30 sticky-action games from FINAL_SEED
+    assert final["episodes"] == 30 and final["sticky_action_prob"] == 0.25 and final["seeds"][0] == 10**9
     assert (DATA / f"{name}-curve.csv").read_text().startswith("episode,steps,frames,minutes,score")
 
 
@@ -116,9 +145,15 @@ def test_an_exported_agent_cannot_be_resumed_and_says_why():
         Trainer.from_checkpoint(DATA / "pong-fast.pt")
 
 
-def test_the_seed_preset_pong_agent_was_trained_as_the_design_says_and_within_two_hours():
-    _, config, _ = load_model(DATA / "pong-seed.pt")
-    summary = json.loads((DATA / "pong-seed.json").read_text())
-    assert (config.state_shape, config.workers, config.frame_stack, config.center_input) == ((3, 160, 160), 8, 1, True)
-    assert summary["minutes"] <= 120 and summary["machine"].startswith("2 cores")
-    assert summary["vs_random"]["agent_mean"] > 0 > summary["vs_random"]["random_mean"]
+def test_the_seed_preset_pong_agents_were_trained_as_the_design_says_to_the_same_budget():
+    # Notebook 08's pair: the design's preset (160x160 colour, 8 workers), 1 frame and 4, same seed, same
+    # number of agent steps, both under the protocol (sticky actions 0.25 in training and evaluation)
+    steps = {}
+    for name, frames in (("pong-seed-sticky", 1), ("pong-seed4-sticky", 4)):
+        _, config, _ = load_model(DATA / f"{name}.pt")
+        summary = json.loads((DATA / f"{name}.json").read_text())
+        assert (config.height, config.width, config.grayscale, config.workers, config.frame_stack) == (160, 160, False, 8, frames)
+        assert config.center_input and config.seed == 0
+        assert config.sticky_action_prob == config.eval_sticky_action_prob == 0.25
+        steps[frames] = summary["steps"]
+    assert steps[1] == pytest.approx(steps[4], abs=1_000) and steps[1] >= 3_814_104
