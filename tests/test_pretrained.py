@@ -59,14 +59,15 @@ TEST_SEED = 2_000_000_000
 
 
 def protocol_record(name: str) -> dict:
-    """The final evaluation in ``name``'s record, checked to be the protocol's: 30 sticky-action games or
-    more on the seeds from FINAL_SEED, with the mean inside its confidence interval."""
+    """``name``'s record, its final evaluation checked to be the protocol's (the README's last column):
+    30 sticky-action games on the seeds from FINAL_SEED, with the mean inside its confidence interval."""
     from a3c_core.evaluator import FINAL_SEED
 
-    record = json.loads((DATA / f"{name}.json").read_text())["evaluation"]
-    assert record["episodes"] >= 30 and record["sticky_action_prob"] == 0.25 and record["seeds"][0] == FINAL_SEED
+    summary = json.loads((DATA / f"{name}.json").read_text())
+    record = summary["evaluation"]
+    assert record["episodes"] == 30 and record["sticky_action_prob"] == 0.25 and record["seeds"][0] == FINAL_SEED
     assert record["agent"]["ci95"][0] <= record["agent"]["mean"] <= record["agent"]["ci95"][1]
-    return record
+    return summary
 
 
 def fresh_games(name: str, games: int) -> dict:
@@ -82,8 +83,8 @@ def fresh_games(name: str, games: int) -> dict:
 
 @pytest.mark.parametrize("name", [name for name in PROTOCOL_AGENTS if name != TWIN])
 def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_the_final_evaluation(name):
-    record = protocol_record(name)
-    game = json.loads((DATA / f"{name}.json").read_text())["game"]
+    summary = protocol_record(name)
+    game, record = summary["game"], summary["evaluation"]
     games = 5 if game == "pong" else 10
     result = fresh_games(name, games)
     if game == "pong":
@@ -98,7 +99,7 @@ def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_th
 
 def test_notebook_08s_one_frame_agent_wins_every_game_by_less_than_its_four_frame_twin():
     # README and notebook 08: +13.8 over its 30 games, every one won; its 4-frame twin +17.6
-    record, twin = protocol_record(TWIN), protocol_record("pong-seed4-sticky")
+    record, twin = protocol_record(TWIN)["evaluation"], protocol_record("pong-seed4-sticky")["evaluation"]
     assert min(record["agent"]["scores"]) > 0 and round(record["agent"]["mean"], 1) == 13.8
     assert record["agent"]["ci95"][1] < twin["agent"]["mean"]
     assert min(fresh_games(TWIN, 5)["agent"]["scores"]) > 0
@@ -129,11 +130,9 @@ def test_the_shipped_agents_are_all_there():
 
 @pytest.mark.parametrize("name", AGENTS)
 def test_every_agent_has_its_record(name):
-    summary = json.loads((DATA / f"{name}.json").read_text())
+    summary = protocol_record(name)
     for key in ("game", "steps", "minutes", "final_evaluator_scores", "config", "command", "machine"):
         assert key in summary
-    final = summary["evaluation"]  # the README's last column: 30 sticky-action games from FINAL_SEED
-    assert final["episodes"] == 30 and final["sticky_action_prob"] == 0.25 and final["seeds"][0] == 10**9
     assert (DATA / f"{name}-curve.csv").read_text().startswith("episode,steps,frames,minutes,score")
 
 
