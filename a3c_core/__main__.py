@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import signal
@@ -34,7 +33,7 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, export_agent, load_model
+from .checkpoint import CheckpointError, export_agent, load_model, read_record, record_path, write_record
 from .config import PRESETS, A3CConfig
 from .curves import WINDOW, moving_average
 from .envs import make_env
@@ -236,10 +235,7 @@ def evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--first-seed must be >= 0, got {args.first_seed}")
     if not 0.0 <= args.sticky_action_prob <= 1.0:
         raise ValueError(f"--sticky-action-prob must be between 0 and 1, got {args.sticky_action_prob}")
-    agent_json = Path(args.checkpoint).with_suffix(".json")
-    if args.save_record and not agent_json.exists():
-        raise ValueError(f"--save-record writes into the agent's record {agent_json}, which does not exist: "
-                         "export the checkpoint first (python -m a3c_core export CHECKPOINT AGENT.pt)")
+    record = read_record(args.checkpoint) if args.save_record else None  # refused before the games, not after
     model, config, _ = load_model(args.checkpoint)
     result = final_evaluation(model, config, args.episodes, args.first_seed, args.sticky_action_prob)
     seeds = result["seeds"]
@@ -257,10 +253,9 @@ def evaluate(args: argparse.Namespace) -> int:
         command = f"python -m a3c_core evaluate {args.checkpoint} --episodes {args.episodes}"
         command += "" if args.first_seed == FINAL_SEED else f" --first-seed {args.first_seed}"
         command += "" if args.sticky_action_prob == 0.25 else f" --sticky-action-prob {args.sticky_action_prob:g}"
-        record = json.loads(agent_json.read_text())
         record["evaluation"] = {**result, "command": command, "date": time.strftime("%Y-%m-%d")}
-        agent_json.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"saved the evaluation in {agent_json} under 'evaluation'")
+        write_record(args.checkpoint, record)
+        print(f"saved the evaluation in {record_path(args.checkpoint)} under 'evaluation'")
     return 0
 
 

@@ -1,12 +1,14 @@
-"""Run storage, the files: checkpoints (save, load, migrate, resume) and the exported agents.
+"""Run storage, the files: checkpoints (save, load, migrate, resume) and the exported agents with
+their records.
 
 A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), ``model`` and
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
 so far, plain lists). An *exported* agent (:func:`export_agent`, the files in ``data/``) keeps only
 what playing needs: no optimizer state, and the weights in float16 unless asked to keep float32 (a
-greedy policy can lose points to the rounding: benchmarks/README.md). A checkpoint is written to a
-temporary file in the same folder and then renamed, so a crash mid-save never leaves a half-written
-checkpoint under the real name. Loading uses ``torch.load(weights_only=True)``: tensors and plain
+greedy policy can lose points to the rounding: benchmarks/README.md); its record, ``<name>.json``
+beside it (:func:`read_record`), says how it was trained and, once evaluated, how well it plays. A
+checkpoint or a record is written to a temporary file in the same folder and then renamed, so a
+crash mid-save never leaves a half-written file under the real name. Loading uses ``torch.load(weights_only=True)``: tensors and plain
 containers only, so a checkpoint from a stranger cannot run code on your machine. Older formats are
 migrated on loading (:data:`MIGRATIONS`), keyed on the format version they carry.
 
@@ -48,7 +50,30 @@ MIGRATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"a3c-lab/1"
 
 
 class CheckpointError(RuntimeError):
-    """A file that is not a readable a3c-lab checkpoint, or that cannot be written."""
+    """A file that is not a readable a3c-lab checkpoint or agent record, or that cannot be written."""
+
+
+def _write_atomically(path: Path, data: bytes | memoryview, what: str, kept: str) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``: a crash or a
+    full disk mid-write leaves the earlier file as it was. ``what`` and ``kept`` make the one-sentence
+    ``CheckpointError``: "could not write {what} PATH: REASON; {kept}"."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; these are ordinary files
+        os.replace(tmp, path)
+    except OSError as error:
+        reason = "no space left on the device" if error.errno == errno.ENOSPC else error.strerror or str(error)
+        raise CheckpointError(f"could not write {what} {path}: {reason}; {kept}") from error
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+    return path
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -57,27 +82,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     Raises ``CheckpointError`` with one sentence (the disk is full, the folder is not writable)
     and leaves every earlier file as it was.
     """
-    path = Path(path)
     buffer = io.BytesIO()  # serialised first, so that a write error is the operating system's own
     torch.save({"format": FORMAT, **payload}, buffer)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as file:
-            file.write(buffer.getbuffer())
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except OSError as error:
-        reason = "no space left on the device" if error.errno == errno.ENOSPC else error.strerror or str(error)
-        raise CheckpointError(f"could not write the checkpoint {path}: {reason}; the earlier checkpoints "
-                              "are untouched") from error
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink()
-    return path
+    return _write_atomically(Path(path), buffer.getbuffer(), "the checkpoint",
+                             "the earlier checkpoints are untouched")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -203,5 +211,33 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
         "config": payload["config"],
         **(extra or {}),
     }
-    Path(path).with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_record(path, summary)
     return summary
+
+
+def record_path(agent: str | os.PathLike) -> Path:
+    """Where an exported agent's record lies: ``data/pong-fast.pt`` -> ``data/pong-fast.json``."""
+    return Path(agent).with_suffix(".json")
+
+
+def read_record(agent: str | os.PathLike) -> dict[str, Any]:
+    """The record of an exported agent: :func:`export_agent`'s summary (config, steps, minutes, the
+    evaluator's last scores, machine, command), with ``evaluation`` once ``python -m a3c_core evaluate
+    AGENT --save-record`` has written its final evaluation into it."""
+    path = record_path(agent)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{agent} has no record {path}: export the checkpoint first (python -m a3c_core "
+                              "export CHECKPOINT AGENT.pt writes the agent and its record)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not an agent's record (not valid JSON: {error})") from None
+    if not isinstance(record, dict) or "config" not in record:
+        raise CheckpointError(f"{path} is not an agent's record (it has no 'config')")
+    return record
+
+
+def write_record(agent: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write ``record`` as ``agent``'s record (:func:`record_path`), atomically; return its path."""
+    return _write_atomically(record_path(agent), (json.dumps(record, indent=2) + "\n").encode(), "the record",
+                             "the record as it was is untouched")

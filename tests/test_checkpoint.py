@@ -118,3 +118,41 @@ def test_export_can_keep_the_weights_as_trained(tmp_path):
     original = load_checkpoint(full)["model"]
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, original[name]), name
+
+
+def test_an_agents_record_is_read_and_rewritten_whole(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from a3c_core.checkpoint import export_agent, read_record, record_path, write_record
+
+    full = save_checkpoint(tmp_path / "full.pt", payload())
+    summary = export_agent(full, tmp_path / "agent.pt")
+    assert record_path(tmp_path / "agent.pt") == tmp_path / "agent.json"
+    assert read_record(tmp_path / "agent.pt") == summary
+    write_record(tmp_path / "agent.pt", {**summary, "evaluation": {"episodes": 30}})
+    assert read_record(tmp_path / "agent.pt")["evaluation"] == {"episodes": 30}
+    before = (tmp_path / "agent.json").read_bytes()
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("a3c_core.checkpoint.os.fsync", no_space)
+    with pytest.raises(CheckpointError, match="could not write the record .*agent.json: no space left on the "
+                                              "device; the record as it was is untouched"):
+        write_record(tmp_path / "agent.pt", {**summary, "evaluation": {"episodes": 31}})
+    assert (tmp_path / "agent.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent-curve.csv", "agent.json", "agent.pt", "full.pt"]
+
+
+def test_a_missing_or_foreign_record_is_one_sentence(tmp_path):
+    from a3c_core.checkpoint import read_record
+
+    with pytest.raises(CheckpointError, match=r"has no record .*none\.json: export the checkpoint first"):
+        read_record(tmp_path / "none.pt")
+    (tmp_path / "half.json").write_text('{"config": {"game": "pong"')
+    with pytest.raises(CheckpointError, match=r"half\.json is not an agent's record \(not valid JSON"):
+        read_record(tmp_path / "half.pt")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"list\.json is not an agent's record \(it has no 'config'\)"):
+        read_record(tmp_path / "list.pt")

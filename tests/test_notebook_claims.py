@@ -18,7 +18,7 @@ import pytest
 
 from a3c_core import A3CConfig, make_env
 from a3c_core.curves import read_curve
-from a3c_core.checkpoint import load_model
+from a3c_core.checkpoint import load_model, read_record
 from a3c_core.evaluator import play_episode
 from test_notebooks import smoke_run
 
@@ -75,7 +75,7 @@ def test_05_the_pong_reference_is_a_sticky_action_run_that_breaks_out_where_the_
     cells = ["".join(cell["source"]) for cell in json.loads(
         (ROOT / "notebooks" / "05_training_live.ipynb").read_text())["cells"]]
     path = re.search(r'reference=\{"shipped agent": "\.\./(data/[^"]+)"\}', "".join(cells))[1]
-    record = json.loads((ROOT / path.replace("-curve.csv", ".json")).read_text())
+    record = read_record(ROOT / path.replace("-curve.csv", ".pt"))
     assert record["config"]["sticky_action_prob"] == A3CConfig.preset("fast", game="pong").sticky_action_prob == 0.25
     curve = read_curve(ROOT / path)
     first = int(np.flatnonzero(curve["mean10"] > -15)[0])

@@ -1,7 +1,6 @@
 """The agents shipped in data/ play as well as their JSON says."""
 
 import dataclasses
-import json
 import statistics
 import time
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from a3c_core import make_env
-from a3c_core.checkpoint import load_model
+from a3c_core.checkpoint import load_model, read_record
 from a3c_core.evaluator import play_episode
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 @pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1"])
 def test_pretrained_pong_agents_win(name):
     model, config, names = load_model(DATA / f"{name}.pt")
-    summary = json.loads((DATA / f"{name}.json").read_text())
+    summary = read_record(DATA / f"{name}.pt")
     assert summary["game"] == config.game == "pong" and names[:2] == ["NOOP", "FIRE"]
     env = make_env(config)
     start = time.monotonic()
@@ -36,7 +35,7 @@ def test_pretrained_space_invaders_agents_beat_random_play_at_the_games_own_scor
     # Sticky actions (ALE v5's 0.25) make each seed a different game for both players; the seeds are
     # fixed, so the result is the same on every run.
     model, config, _ = load_model(DATA / f"{name}.pt")
-    summary = json.loads((DATA / f"{name}.json").read_text())
+    summary = read_record(DATA / f"{name}.pt")
     assert config.game == "space_invaders" and config.use_shaped_rewards
     env = make_env(dataclasses.replace(config, sticky_action_prob=0.25))
     start = time.monotonic()
@@ -50,7 +49,7 @@ def test_pretrained_space_invaders_agents_beat_random_play_at_the_games_own_scor
 AGENTS = sorted(path.stem for path in DATA.glob("*.pt"))
 #: Agents trained and judged under the field's protocol (sticky actions in training and evaluation).
 PROTOCOL_AGENTS = [name for name in AGENTS
-                   if json.loads((DATA / f"{name}.json").read_text())["config"].get("eval_sticky_action_prob") == 0.25]
+                   if read_record(DATA / f"{name}.pt")["config"].get("eval_sticky_action_prob") == 0.25]
 #: Notebook 08's 1-frame seed-preset agent, shipped for its comparison with pong-seed4-sticky (the same
 #: preset, seed and budget): it wins every game, by less than the +15 the other Pong agents are held to.
 TWIN = "pong-seed-sticky"
@@ -63,7 +62,7 @@ def protocol_record(name: str) -> dict:
     30 sticky-action games on the seeds from FINAL_SEED, with the mean inside its confidence interval."""
     from a3c_core.evaluator import FINAL_SEED
 
-    summary = json.loads((DATA / f"{name}.json").read_text())
+    summary = read_record(DATA / f"{name}.pt")
     record = summary["evaluation"]
     assert record["episodes"] == 30 and record["sticky_action_prob"] == 0.25 and record["seeds"][0] == FINAL_SEED
     assert record["agent"]["ci95"][0] <= record["agent"]["mean"] <= record["agent"]["ci95"][1]
@@ -150,7 +149,7 @@ def test_the_seed_preset_pong_agents_were_trained_as_the_design_says_to_the_same
     steps = {}
     for name, frames in (("pong-seed-sticky", 1), ("pong-seed4-sticky", 4)):
         _, config, _ = load_model(DATA / f"{name}.pt")
-        summary = json.loads((DATA / f"{name}.json").read_text())
+        summary = read_record(DATA / f"{name}.pt")
         assert (config.height, config.width, config.grayscale, config.workers, config.frame_stack) == (160, 160, False, 8, frames)
         assert config.center_input and config.seed == 0
         assert config.sticky_action_prob == config.eval_sticky_action_prob == 0.25
