@@ -8,9 +8,10 @@ what playing needs: no optimizer state, and the weights in float16 unless asked 
 greedy policy can lose points to the rounding: benchmarks/README.md); its record, ``<name>.json``
 beside it (:func:`read_record`), says how it was trained and, once evaluated, how well it plays. A
 checkpoint or a record is written to a temporary file in the same folder and then renamed, so a
-crash mid-save never leaves a half-written file under the real name. Loading uses ``torch.load(weights_only=True)``: tensors and plain
-containers only, so a checkpoint from a stranger cannot run code on your machine. Older formats are
-migrated on loading (:data:`MIGRATIONS`), keyed on the format version they carry.
+crash mid-save never leaves a half-written file under the real name. Loading uses
+``torch.load(weights_only=True)``: tensors and plain containers only, so a checkpoint from a
+stranger cannot run code on your machine. Older formats are migrated on loading
+(:data:`MIGRATIONS`), keyed on the format version they carry.
 
 Where a run's checkpoints go (their names, their rotation, the folder's lock) is
 :mod:`a3c_core.run_folder`'s.
