@@ -4,7 +4,6 @@ Makefile starts JupyterLab as root too, and can take PyTorch's CPU wheels."""
 import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -57,18 +56,3 @@ def test_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_make_test_keeps_each_xdist_group_in_one_test_process(tmp_path):
-    # `make test` runs pytest -n 2 --dist loadgroup: the notebook tests must share one process (the claims
-    # tests' smoke runs are reused) and so must the Ray tests (one cluster). Two files of one group here.
-    assert "-n $(TEST_WORKERS) --dist loadgroup" in (ROOT / "Makefile").read_text()
-    for name in ("a", "b"):
-        (tmp_path / f"test_{name}.py").write_text(
-            "import pytest\npytestmark = pytest.mark.xdist_group('one')\n\n"
-            "@pytest.mark.parametrize('i', range(3))\ndef test_where(i):\n    pass\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider",
-                             "-v", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    workers = re.findall(r"\[(gw\d+)\] .*PASSED", result.stdout)  # the worker that ran each test
-    assert len(workers) == 6 and len(set(workers)) == 1, result.stdout
