@@ -6,9 +6,6 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 LAB_ARGS ?=
-# Tests run in 2 processes (pytest-xdist): a third of a 2-core machine's time in one process is spent
-# waiting (for children to start, paced evaluators, Ray). TEST_WORKERS=0 runs them in one process.
-TEST_WORKERS ?= 2
 # PyPI's torch==2.13.0 wheel for Linux is the CUDA build (several GB with its nvidia-* packages).
 # For PyTorch's CPU-only wheels (far smaller), set TORCH_INDEX=https://download.pytorch.org/whl/cpu:
 # pip then also looks there and takes 2.13.0+cpu. Empty by default, so the set-up works where that
@@ -24,7 +21,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: $(STAMP) browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The virtual environment, rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml

@@ -19,9 +19,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-#: When this test session started (the main process's clock).
-SESSION_START = pytest.StashKey[float]()
-
 
 @pytest.fixture
 def one_torch_thread():
@@ -89,25 +86,6 @@ def catch_learning():
         return trainer
 
     return learn
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[SESSION_START] = time.time()
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    """Each notebook's smoke run time, from the JSON that tests/test_notebooks.py wrote in this session
-    (in whichever test process ran the notebooks)."""
-    from test_notebooks import OUTPUT
-
-    saved = OUTPUT / "notebook_times.json"
-    if not saved.exists() or saved.stat().st_mtime < config.stash.get(SESSION_START, time.time()):
-        return
-    times = json.loads(saved.read_text())
-    terminalreporter.section("notebook smoke run times (seconds)")
-    for name, seconds in sorted(times.items()):
-        terminalreporter.write_line(f"  {name:<40} {seconds:6.1f}")
-    terminalreporter.write_line(f"  {'total':<40} {sum(times.values()):6.1f}")
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from a3c_core.checkpoint import load_model, read_record
 from a3c_core.evaluator import play_episode
 from test_notebooks import smoke_run
 
-pytestmark = pytest.mark.xdist_group("notebooks")  # in the process of test_notebooks.py, which reuses these runs
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -9,11 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
-
 from test_notebooks import smoke_run
-
-pytestmark = pytest.mark.xdist_group("notebooks")  # in the process of test_notebooks.py, which reuses these runs
 
 
 def claims(name: str, probe: str) -> dict:

@@ -7,7 +7,7 @@ By default that cell is ``SMOKE = True``; a notebook can ask for more in its met
                              "smoke_timeout_s": 300}}
 
 ``smoke_timeout_s`` (default :data:`DEFAULT_TIMEOUT_S`) bounds the whole notebook. Each notebook's
-run time is written to ``tests/output/notebook_times.json`` and printed at the end of the session;
+run time is printed at the end of the session and written to ``tests/output/notebook_times.json``;
 the executed notebooks land in ``tests/output/notebooks/`` for a look after a failure.
 """
 
@@ -22,10 +22,6 @@ from typing import Any
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-#: Every notebook test runs in one test process (one pytest-xdist group with the claims tests), where
-#: a claims test's smoke run is reused by test_notebook_runs_in_smoke_mode instead of being made twice.
-pytestmark = pytest.mark.xdist_group("notebooks")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -64,12 +60,19 @@ def inject_smoke_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def save_run_times():
-    """At the end of the session: save each notebook's smoke run time as JSON (tests/conftest.py shows them)."""
+def report_run_times(pytestconfig: pytest.Config):
+    """At the end of the session: print each notebook's smoke run time and save them as JSON."""
     yield
-    if RUN_TIMES:
-        OUTPUT.mkdir(parents=True, exist_ok=True)
-        (OUTPUT / "notebook_times.json").write_text(json.dumps(RUN_TIMES, indent=2) + "\n")
+    if not RUN_TIMES:
+        return
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "notebook_times.json").write_text(json.dumps(RUN_TIMES, indent=2) + "\n")
+    lines = ["", "notebook smoke run times (seconds):"]
+    lines += [f"  {name:<40} {seconds:6.1f}" for name, seconds in sorted(RUN_TIMES.items())]
+    lines.append(f"  {'total':<40} {sum(RUN_TIMES.values()):6.1f}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown even though pytest captures output
+        print("\n".join(lines))
 
 
 @dataclass

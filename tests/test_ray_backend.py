@@ -28,8 +28,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from a3c_core import A3CConfig, ActorCritic, Trainer  # noqa: E402
 from a3c_core.checkpoint import load_run  # noqa: E402
 
-#: One test process runs the whole module (a pytest-xdist group), so that it starts one cluster.
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xdist_group("ray")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def ray_processes(session_dir: str) -> list[psutil.Process]:
