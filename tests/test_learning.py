@@ -2,7 +2,6 @@
 worker's loop, alone in this process, learns it too, the same way every time."""
 
 import multiprocessing as mp
-import queue
 import threading
 import time
 
@@ -24,33 +23,52 @@ def test_a3c_learns_catch_within_100k_steps(tmp_path, catch_learning):
 
 
 # --- One worker in this process, deterministic ---------------------------------------------------
-#: The run: Catch's preset as it is, seed 1, 1,050 updates (23,625 agent steps). Measured: see the test.
+#: The run: Catch's preset as it is, seed 1, judged every 20 updates, for at most SINGLE_STEPS agent steps.
 SINGLE_SEED = 1
-SINGLE_STEPS = 23_625
+SINGLE_STEPS = 45_000
 #: Mean greedy score over the 10 games of EVAL_SEEDS (+5 is every ball caught; random play: about -3).
 SINGLE_BAR = 4.0
 #: The greedy games that judge the single-process agent: 10 games on seeds never used in training.
 EVAL_SEEDS = range(10_000, 10_010)
 
 
+class GreedyJudge:
+    """Stands in for the worker's report queue: at each ``"losses"`` record (every
+    ``worker.LOSS_REPORT_EVERY`` = 20 updates) it plays the 10 greedy games of EVAL_SEEDS with the
+    model, and sets ``stop`` once their mean reaches SINGLE_BAR. It runs in the worker's own thread,
+    between two updates, so the run stays the same run every time."""
+
+    def __init__(self, model: ActorCritic, config: A3CConfig, stop: threading.Event):
+        self.model, self.env, self.stop = model, make_env(config), stop
+        self.means: list[tuple[int, float]] = []  # (agent steps, greedy mean) at each judgement
+
+    def put_nowait(self, record: dict) -> None:
+        if record["kind"] != "losses":
+            return
+        mean = float(np.mean([play_episode(self.model, self.env, seed=seed)["score"] for seed in EVAL_SEEDS]))
+        self.means.append((record["steps"], mean))
+        if mean >= SINGLE_BAR:
+            self.stop.set()
+
+
 def test_one_worker_learns_catch_in_this_process_deterministically():
     """``worker.train_loop`` alone, one process, fixed seeds: the same run every time on one machine.
 
-    Measured on the 2-core lab machine (the preset as it is, one torch thread, the greedy mean of
-    the 10 games on EVAL_SEEDS every 50 updates): seed 1 reached +4.4 after 1,000 updates and +5.0
-    after 1,050 (23,625 steps), and stayed at +5.0 until the run ended at 1,900; seed 2 +3.4 after
-    850 and +5.0 after 900; seed 0 was still below -2 after 1,650 updates and had reached +3.6 at
-    best after 2,650 (60k steps), which is why the test uses seed 1. This test then scored +5.0 in
-    all 10 games. Time: about 40 s of CPU (157 s of wall time at load 9).
+    The run is the same on one machine, not on every machine: the floating-point kernels torch picks
+    depend on the CPU, and one different rounding sends a run elsewhere. Seed 1's greedy mean after
+    23,625 steps was +5.0 on one lab machine and +3.6 on another (AVX-512), so the test judges the
+    run as it goes rather than at one step count. Measured on the AVX-512 machine, judged every 20
+    updates: seeds 0-4 first reached +4.0 at 40,500 / 19,350 / 33,750 / 25,200 / 30,600 steps
+    (seed 1 twice: the same 19,350), seed 1 in about 50 s; random play stays near -3.
     """
     config = A3CConfig.preset("catch", seed=SINGLE_SEED, max_steps=SINGLE_STEPS)
     torch.manual_seed(config.seed)
     model = ActorCritic.from_config(config, n_actions=3)
     optimizer = SharedAdam(model.parameters(), lr=config.lr)
-    steps = mp.Value("q", 0)
+    steps, stop = mp.Value("q", 0), threading.Event()
+    judge = GreedyJudge(model, config, stop)
     start = time.monotonic()
-    train_loop(0, config, model, optimizer, steps, threading.Event(), queue.Queue())
-    env = make_env(config)
-    scores = [play_episode(model, env, seed=seed)["score"] for seed in EVAL_SEEDS]
-    print(f"{steps.value:,} steps in {time.monotonic() - start:.1f} s; greedy scores {scores}")
-    assert np.mean(scores) >= SINGLE_BAR
+    train_loop(0, config, model, optimizer, steps, stop, judge)
+    print(f"{steps.value:,} steps in {time.monotonic() - start:.1f} s; greedy means {judge.means}")
+    assert judge.means and judge.means[-1][1] >= SINGLE_BAR, judge.means[-5:]
+    assert judge.means[0][1] < 0  # it started where random play is
