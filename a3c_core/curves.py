@@ -23,6 +23,7 @@ Pong) is judged by. Reading a curve recomputes ``mean10`` from the scores, so ol
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,14 +80,22 @@ def first_reach(curve: Curve, level: float) -> int | None:
 
 
 def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
-    """Write ``curve`` as CSV (the columns of :data:`COLUMNS`, then ``mean10``); returns the path."""
+    """Write ``curve`` as CSV (the columns of :data:`COLUMNS`, then ``mean10``); returns the path.
+
+    Written to a temporary file and renamed: a run killed mid-write keeps the curve it had."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow((*COLUMNS, MEAN))
-        for i in range(len(curve["score"])):
-            writer.writerow([_cell(name, curve[name][i]) for name in (*COLUMNS, MEAN)])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow((*COLUMNS, MEAN))
+    for i in range(len(curve["score"])):
+        writer.writerow([_cell(name, curve[name][i]) for name in (*COLUMNS, MEAN)])
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text.getvalue(), newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -84,3 +84,16 @@ def test_first_reach_waits_for_ten_episodes_and_finds_the_first_crossing():
 def test_an_agents_curve_lies_beside_it():
     from a3c_core.curves import curve_path
     assert curve_path("data/pong-fast.pt").as_posix() == "data/pong-fast-curve.csv"
+
+
+def test_a_write_that_fails_midway_keeps_the_curve_that_was_there(tmp_path, monkeypatch):
+    path = write_curve(tmp_path / "run-curve.csv", curve_from_evals(evals([1.0, 2.0]), frame_skip=4))
+    before = path.read_text()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(curves.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_curve(path, curve_from_evals(evals([1.0, 2.0, 3.0]), frame_skip=4))
+    assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["run-curve.csv"]
