@@ -9,6 +9,7 @@ checkpoints, resume (from either backend to either), the dashboard and ``status(
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -39,6 +40,7 @@ def connect(address: str, workers: int) -> bool:
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}  # errors come as reports
     runtime_env: dict[str, Any] = {"env_vars": {"OMP_NUM_THREADS": "1"}}
     if address:
+        send_token_if_any()
         host, _, port = address.rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
@@ -46,7 +48,9 @@ def connect(address: str, workers: int) -> bool:
                      **options)
         except (OSError, ValueError, RayError, RuntimeError) as error:
             raise ConnectionError(f"cannot reach the Ray cluster at ray_address={address!r} ({error}): start one "
-                                  f"with `ray start --head`, or leave ray_address empty for a private Ray") from error
+                                  f"with `ray start --head`, or leave ray_address empty for a private Ray (a cluster "
+                                  f"with token authentication also needs its token on this machine: "
+                                  f"`ray get-auth-token` on the head node prints it)") from error
     else:  # "local": a new Ray for this run, even if another one runs on this machine
         # Ray starts its worker processes at niceness 15: beside any other work on the machine they
         # would starve (and take minutes to start). At 0, the workers nice themselves to
@@ -55,6 +59,26 @@ def connect(address: str, workers: int) -> bool:
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False,
                  object_store_memory=256 * 2**20, runtime_env=runtime_env, **options)
     return True
+
+
+def send_token_if_any() -> None:
+    """Join with Ray's authentication token when this machine has one (``~/.ray/auth_token``, or
+    ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``), as Ray itself does for a cluster it finds on its own.
+
+    Since Ray 2.59 ``ray start --head`` turns token authentication on and writes that file, and the
+    cluster then refuses a client that sends no token; a cluster without authentication ignores it.
+    ``RAY_AUTH_MODE``, when set, decides as usual. Ray before 2.52 has no tokens: nothing to do."""
+    try:
+        from ray._private.authentication import authentication_token_setup as token_setup
+    except ImportError:
+        return
+    notices = logging.getLogger(token_setup.__name__)  # "token authentication is enabled ...": not news here
+    level = notices.level
+    notices.setLevel(logging.ERROR)
+    try:
+        token_setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        notices.setLevel(level)
 
 
 class RayGroup:

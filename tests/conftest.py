@@ -12,6 +12,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # they starve beside other work and take minutes to start); the actors then nice themselves as the
 # local backend's workers do. `ray_backend.connect` does the same for a private Ray.
 os.environ.setdefault("RAY_worker_niceness", "0")
+# The module cluster of tests/test_ray_backend.py (ray.cluster_utils, its nodes started from the test
+# process) runs without Ray's token authentication; a client in that same process that switches to
+# tokens (as `ray_backend.connect` does where this machine has one) hangs there. The test of token
+# authentication starts its cluster with `ray start` and joins it from the CLI, in processes of their own.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import time  # noqa: E402
 

@@ -8,13 +8,17 @@ at the end of the module, and the module checks that none is left.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,6 +161,40 @@ def _connections(process: psutil.Process) -> list:
         return process.net_connections(kind="inet")
     except psutil.Error:
         return []
+
+
+def test_the_cli_joins_a_cluster_that_ray_start_opened_with_token_authentication(tmp_path):
+    """Since Ray 2.59, ``ray start --head`` turns token authentication on where a token exists (any
+    private Ray writes one to ``~/.ray/auth_token``); the cluster then refuses clients without it.
+    The README's two commands, ``ray start --head`` then ``train --ray-address``, must still work."""
+    pytest.importorskip("ray._private.authentication", reason="Ray before 2.52 has no token authentication")
+    home, temp = tmp_path / "home", Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: socket paths
+    env = {**os.environ, "HOME": str(home), "RAY_worker_niceness": "0"}
+    env.pop("RAY_AUTH_MODE", None)
+    ray_cli = [str(Path(sys.executable).with_name("ray"))]
+    subprocess.run(ray_cli + ["get-auth-token", "--generate"], env=env, capture_output=True, check=True, timeout=60)
+    with socket.socket() as probe:  # a free port for the head
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        started = subprocess.run(ray_cli + ["start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                                            "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
+                                            "--temp-dir", str(temp)], env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        assert "Token authentication is enabled" in started.stderr + started.stdout
+        result = subprocess.run([sys.executable, "-m", "a3c_core", "train", "--preset", "catch", "--backend", "ray",
+                                 "--ray-address", f"127.0.0.1:{port}", "--workers", "1", "--max-steps", "100",
+                                 "--run-dir", str(tmp_path / "runs")], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert list((tmp_path / "runs").glob("catch-*/checkpoints/step-*.pt"))
+    finally:  # this cluster's processes only (`ray stop` would stop the module's cluster too)
+        for signal_it in ("terminate", "kill"):  # GCS and Ray's monitor can take 30 s to end on SIGTERM
+            for process in ray_processes(str(temp)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    getattr(process, signal_it)()
+            psutil.wait_procs(ray_processes(str(temp)), timeout=5)
+        assert not ray_processes(str(temp))
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_an_unreachable_cluster_is_one_sentence(tmp_path):
