@@ -65,9 +65,11 @@ def send_token_if_any() -> None:
     """Join with Ray's authentication token when this machine has one (``~/.ray/auth_token``, or
     ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``), as Ray itself does for a cluster it finds on its own.
 
-    Since Ray 2.59 ``ray start --head`` turns token authentication on and writes that file, and the
-    cluster then refuses a client that sends no token; a cluster without authentication ignores it.
-    ``RAY_AUTH_MODE``, when set, decides as usual. Ray before 2.52 has no tokens: nothing to do."""
+    Since Ray 2.59 ``ray start --head`` turns token authentication on where that file exists (any
+    private Ray writes it), and the cluster then refuses a client that sends no token; a cluster
+    without authentication ignores it. ``RAY_AUTH_MODE``, when set, decides as usual. This is Ray's
+    own helper for that, not public API (``tests/test_ray_backend.py`` joins such a cluster through
+    the CLI). Ray before 2.52 has no tokens: nothing to do."""
     try:
         from ray._private.authentication import authentication_token_setup as token_setup
     except ImportError:
