@@ -1,20 +1,18 @@
-"""Self-checks for the notebook exercises (notebooks 00-04).
+"""Self-checks for the notebook exercises (notebooks 00-04 and 09).
 
-A student writes a function in a notebook cell and passes it to a check::
+A student writes a function in a notebook cell and passes it to a check: ``checks.crop(my_crop)``.
+The check runs it on hidden cases, compares each answer with the package's own code
+(``preprocess.crop``, ``loss.n_step_returns``, ...) and gives a :class:`CheckResult`: passed or not,
+and one friendly sentence that says what is right or what to look at. A skeleton that still raises
+``NotImplementedError`` gets "not done yet", never a crash.
 
-    checks.crop(my_crop)
-
-The check runs the function on hidden cases, compares what it returns with the package's own code
-(``preprocess.crop``, ``loss.n_step_returns``, ...) and answers with a :class:`CheckResult`: passed
-or not, and one friendly sentence that says what is right or what to look at. A function that still
-raises ``NotImplementedError`` (the exercise skeleton) gets "not done yet", never a crash. The
-verdict shows when the check is the last line of a cell (``print()`` it otherwise).
-
-Each check is a table, an :class:`Exercise`: its hidden cases, each with the reference answer
-(``want``) and what typical mistakes would give, and an ordered list of rules, ``(test, hint)``: the
-form an answer must have, the typical mistakes (a test that is the name of a mistake's answer in the
-case), "anything else that differs from ``want``" (the test ``None``), and what a right number must
-also satisfy. One routine, :func:`_diagnose`, reads every table.
+Each exercise is a table, an :class:`Exercise`: hidden cases, each a dict of names (``args`` for the
+student's function, ``want`` the reference answer, and what typical mistakes give), and rules
+``(test, hint)`` in order. A test is a Python expression over the answer ``got`` and the case's
+names (``"got.shape != want.shape"``; ``"like(reset)"``: ``got`` is the typical mistake ``reset``,
+not ``want``; ``"not close(got, want)"``: anything else that differs); the first true one gives its
+hint, a ``str.format`` template over the same names and ``kind``, the answer's type (a test may
+return a dict of extra names for its hint). One method, :meth:`Exercise.diagnose`, reads every table.
 
 The reference answers live in ``notebooks/solutions/``; ``tests/test_checks.py`` runs every check on
 them (they must pass) and on deliberately wrong answers (they must fail with a helpful sentence).
@@ -37,14 +35,8 @@ from torch import nn
 
 from . import loss, model, preprocess
 
-#: A hidden case: ``args`` for the student's function, ``want`` (the package's own answer), and the
-#: other names that its rules and hints use.
+#: A hidden case: ``args`` for the student's function, ``want`` and the names its rules use.
 Case = dict[str, Any]
-#: ``(test, hint)``: the answer ``got`` has this problem when ``test(got, case)`` is true (or a dict of
-#: extra names for the hint); when ``test`` is a name, when ``got`` equals that typical mistake's answer
-#: ``case[test]`` but not ``want`` (in some cases the two agree); when it is None, when ``got`` is not
-#: ``want``. ``hint`` is formatted with the case's names, ``got``, ``type`` and ``shape``.
-Rule = tuple[Callable[[Any, Case], Any] | str | None, str]
 
 
 @dataclass(frozen=True)
@@ -71,18 +63,17 @@ class _Wrong(Exception):
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise's table; calling it checks a student's function: ``checks.crop(my_crop)``.
+    """One exercise's table (see the module docstring); calling it checks a student's function.
 
-    ``cases()`` gives the hidden cases; the function runs on each one's ``args``, ``prepare(got, case)``
-    turns the answer into something to compare (or raises :class:`_Wrong`), and the first of ``rules``
-    that the answer breaks gives the hint; numbers are equal within ``atol``.
+    ``prepare(got)`` turns an answer into something to compare (or raises :class:`_Wrong`); numbers
+    are equal within ``atol``.
     """
 
     name: str
     cases: Callable[[], Iterable[Case]]
-    rules: list[Rule]
+    rules: list[tuple[str, str]]
     success: str
-    prepare: Callable[[Any, Case], Any] = lambda got, case: got
+    prepare: Callable[[Any], Any] = lambda got: got
     atol: float = 1e-5
 
     @property
@@ -98,7 +89,8 @@ class Exercise:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the hidden cases are tiny; extra threads only slow them on a busy machine
         try:
-            _diagnose(self, student_fn)
+            for case in self.cases():
+                self.diagnose(self.prepare(_call(student_fn, *case["args"])), case)
         except _NotDone:
             return CheckResult(False, f"Not done yet: `{name}` still raises NotImplementedError; replace that line "
                                       "with your code and run both cells again.")
@@ -111,20 +103,15 @@ class Exercise:
             torch.set_num_threads(threads)
         return CheckResult(True, self.success)
 
-
-def _diagnose(exercise: Exercise, student_fn: Callable[..., Any]) -> None:
-    """The one diagnosis routine: run ``student_fn`` on every case; raise :class:`_Wrong` with the
-    hint of the first rule that an answer breaks."""
-    for case in exercise.cases():
-        got = exercise.prepare(_call(student_fn, *case["args"]), case)
-        for test, hint in exercise.rules:
-            if test is None or isinstance(test, str):  # compared only here: earlier rules checked the shape
-                found = not _close(got, case["want"], exercise.atol) and (
-                    test is None or _close(got, case[test], exercise.atol))
-            else:
-                found = test(got, case)
+    def diagnose(self, got: Any, case: Case) -> None:
+        """Raise :class:`_Wrong` with the hint of the first rule that the answer ``got`` breaks in ``case``."""
+        def close(a: Any, b: Any) -> bool:
+            return bool(np.allclose(_numbers(a), _numbers(b), atol=self.atol))
+        names = {**_HELPERS, **case, "got": got, "kind": type(got).__name__, "close": close,
+                 "like": lambda mistake: close(got, mistake) and not close(got, case["want"])}
+        for test, hint in self.rules:
+            found = eval(test, names)  # the tables' own expressions (constants of this module), never input
             if found:
-                names = {**case, "got": got, "type": type(got).__name__, "shape": getattr(got, "shape", None)}
                 raise _Wrong(hint.format(**names, **(found if isinstance(found, dict) else {})))
 
 
@@ -138,12 +125,15 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
         raise _Wrong(f"`{getattr(fn, '__name__', 'your function')}` raised {type(error).__name__}: {error}") from error
 
 
-def _as_float_array(value: Any, what: str) -> np.ndarray:
-    """A list, numpy array or tensor as a float64 numpy array (for comparing numbers)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().numpy()
+def _numbers(value: Any) -> np.ndarray:
+    """Numbers, arrays or tensors as a float64 numpy array, to compare."""
+    return value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
+
+
+def _float_array(value: Any, what: str) -> np.ndarray:
+    """A list, numpy array or tensor as a flat float64 numpy array."""
     try:
-        return np.asarray(value, dtype=np.float64)
+        return _numbers(value).reshape(-1)
     except (TypeError, ValueError, RuntimeError) as error:
         raise _Wrong(f"{what} should be numbers (a list, numpy array or tensor), got {type(value).__name__}") from error
 
@@ -157,27 +147,30 @@ def _scalar_tensor(value: Any, what: str) -> torch.Tensor:
     return value.reshape(()).to(torch.float32)
 
 
-def _close(got: Any, answer: Any, atol: float) -> bool:
-    """``got`` equals ``answer`` within ``atol`` (numbers, arrays or tensors)."""
-    def numbers(value: Any) -> np.ndarray:
-        return value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
-    return bool(np.allclose(numbers(got), numbers(answer), atol=atol))
+def _first_parameter(shared: nn.Module, entries: Iterable[Any], test: Callable[[nn.Parameter, Any], bool]) -> Any:
+    """``{"name": ...}`` of the first parameter of ``shared`` for which ``test(parameter, entry)`` holds
+    (``entries`` in the parameters' order), or False."""
+    return next(({"name": name} for (name, p), entry in zip(shared.named_parameters(), entries) if test(p, entry)),
+                False)
 
 
-def _not_array(got: Any, case: Case) -> bool:
-    return not isinstance(got, np.ndarray)
+def _first_difference(got: np.ndarray, want: np.ndarray) -> dict[str, Any] | bool:
+    """The first step ``t`` where ``got`` differs from ``want``, with both values; False where none does."""
+    wrong = ~np.isclose(got, want, atol=1e-5)
+    t = int(np.argmax(wrong))
+    return bool(wrong.any()) and {"t": t, "want_t": want[t], "got_t": got[t]}
 
 
-def _not_number(got: Any, case: Case) -> bool:
-    return not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool)
+def _backward_reaches(loss_value: torch.Tensor, tensor: torch.Tensor) -> bool:
+    """Backpropagate ``loss_value`` (filling every gradient the later rules read): does it reach ``tensor``?"""
+    loss_value.backward()
+    return tensor.grad is not None and bool(tensor.grad.abs().sum() > 0)
 
 
-def _input_changed(got: Any, case: Case) -> bool:
-    return not np.array_equal(case["args"][0], case["original"])
-
-
-def _above_one(got: np.ndarray, case: Case) -> dict[str, float] | bool:
-    return got.max() > 1.0 + 1e-6 and {"top": float(got.max())}
+#: What the rules' expressions may call, besides the case's names.
+_HELPERS = {"np": np, "torch": torch, "first_parameter": _first_parameter, "first_difference": _first_difference,
+            "backward_reaches": _backward_reaches}
+_NOT_NUMBER = "not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,10 +197,9 @@ def rom_present(game: str) -> CheckResult:
 
 def setup() -> list[CheckResult]:
     """Everything the lessons need, one verdict per item: Python, packages, ROMs, cores, ``spawn``."""
-    results = []
-    python = ".".join(map(str, sys.version_info[:3]))
-    results.append(CheckResult(sys.version_info >= (3, 10), f"Python {python}" + (
-        "." if sys.version_info >= (3, 10) else f"; the lessons need 3.10 or newer: {INSTALL_ADVICE}.")))
+    new_enough, cores = sys.version_info >= (3, 10), os.cpu_count() or 1
+    results = [CheckResult(new_enough, f"Python {'.'.join(map(str, sys.version_info[:3]))}" + (
+        "." if new_enough else f"; the lessons need 3.10 or newer: {INSTALL_ADVICE}."))]
     for package in ("torch", "gymnasium", "ale_py", "numpy", "cv2", "matplotlib", "ipywidgets"):
         try:
             module = importlib.import_module(package)
@@ -215,53 +207,44 @@ def setup() -> list[CheckResult]:
             results.append(CheckResult(False, f"{package} is missing ({error}): {INSTALL_ADVICE}."))
         else:
             results.append(CheckResult(True, f"{package} {getattr(module, '__version__', '(version unknown)')}."))
-    results += [rom_present("pong"), rom_present("space_invaders")]
-    cores = os.cpu_count() or 1
-    results.append(CheckResult(cores >= 2, f"{cores} CPU cores" + (
-        "; A3C runs one process per core, so training will use all of them." if cores >= 2 else
-        "; A3C needs at least 2 to run workers side by side: use a machine with more cores for notebook 05.")))
     spawn = "spawn" in multiprocessing.get_all_start_methods()
-    results.append(CheckResult(spawn, "The 'spawn' start method is available." if spawn else
-                               "The 'spawn' start method is missing, which the trainer needs: use CPython 3.10+."))
-    return results
+    return results + [rom_present("pong"), rom_present("space_invaders"), CheckResult(
+        cores >= 2, f"{cores} CPU cores" + (
+        "; A3C runs one process per core, so training will use all of them." if cores >= 2 else
+        "; A3C needs at least 2 to run workers side by side: use a machine with more cores for notebook 05.")),
+        CheckResult(spawn, "The 'spawn' start method is available." if spawn else
+                    "The 'spawn' start method is missing, which the trainer needs: use CPython 3.10+.")]
 
 
 # ------------------------------------------------------------------------------------------------
 # Notebook 01: observations
 # ------------------------------------------------------------------------------------------------
-def _hidden_frames() -> Iterator[np.ndarray]:
-    """Frames whose every row and column is recognizable: channel 0 = row, 1 = column, 2 = random."""
+def _hidden_frames() -> list[np.ndarray]:
+    """A frame whose every row and column is recognizable (channel 0 = row, 1 = column, 2 = random), and noise."""
     rows, cols = np.meshgrid(np.arange(210), np.arange(160), indexing="ij")
-    marked = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint8)
-    marked[..., 2] = np.random.default_rng(1).integers(0, 256, (210, 160), dtype=np.uint8)
-    yield marked
-    yield np.random.default_rng(2).integers(0, 256, (210, 160, 3), dtype=np.uint8)
-
-
-def _wrong_rows(got: np.ndarray, case: Case) -> dict[str, str] | bool:
-    """Other rows than 35..194; names the first row kept when the frame marks its rows (channel 0)."""
-    marked = np.array_equal(case["original"][:, 0, 0], np.arange(210))
-    return not np.array_equal(got, case["want"]) and {
-        "where": f" (your first row is row {int(got[0, 0, 0])})" if marked else ""}
+    noise = np.random.default_rng(1).integers(0, 256, (210, 160), dtype=np.uint8)
+    return [np.stack([rows, cols, noise], axis=-1).astype(np.uint8),
+            np.random.default_rng(2).integers(0, 256, (210, 160, 3), dtype=np.uint8)]
 
 
 #: Exercise 01.1: ``student_fn(frame)`` keeps rows 35..194 of a ``(210, 160, 3)`` frame -> ``(160, 160, 3)``.
 crop = Exercise(
     "crop",
-    lambda: ({"args": (frame,), "original": frame.copy(), "want": preprocess.crop(frame.copy())}
-             for frame in _hidden_frames()),
-    [(_not_array, "return a numpy array (a slice of the frame), got {type}"),
-     (_input_changed, "your function changed the frame it was given; a crop only selects rows, it writes nothing"),
-     (lambda got, case: got.shape == case["original"].shape,
+    lambda: ({"args": (frame,), "original": frame.copy(), "want": preprocess.crop(frame.copy()), "marked": i == 0}
+             for i, frame in enumerate(_hidden_frames())),
+    [("not isinstance(got, np.ndarray)", "return a numpy array (a slice of the frame), got {kind}"),
+     ("not np.array_equal(args[0], original)",
+      "your function changed the frame it was given; a crop only selects rows, it writes nothing"),
+     ("got.shape == original.shape",
       "you returned the whole (210, 160, 3) frame; keep only rows 35..194: frame[35:195]"),
-     (lambda got, case: got.ndim == 3 and got.shape[0] == 210,
-      "the result has shape {shape}: you cut columns (axis 1); rows are axis 0, frame[top:bottom]"),
-     (lambda got, case: got.shape != case["want"].shape,
-      "for a (210, 160, 3) frame you returned shape {shape}; keeping rows 35..194 gives {want.shape}"),
-     (lambda got, case: got.dtype != case["want"].dtype,
-      "the crop changed the dtype to {got.dtype}; keep uint8, a crop only selects rows"),
-     (_wrong_rows, "the shape is right but the rows are not{where}: the state starts at row 35 (the first row below "
-                   "the score) and stops before row 195 (the bottom border)")],
+     ("got.ndim == 3 and got.shape[0] == 210",
+      "the result has shape {got.shape}: you cut columns (axis 1); rows are axis 0, frame[top:bottom]"),
+     ("got.shape != want.shape",
+      "for a (210, 160, 3) frame you returned shape {got.shape}; keeping rows 35..194 gives {want.shape}"),
+     ("got.dtype != want.dtype", "the crop changed the dtype to {got.dtype}; keep uint8, a crop only selects rows"),
+     ("not np.array_equal(got, want) and {'where': f' (your first row is row {got[0, 0, 0]})' if marked else ''}",
+      "the shape is right but the rows are not{where}: the state starts at row 35 (the first row below "
+      "the score) and stops before row 195 (the bottom border)")],
     "Right: rows 35..194 of every column, 160x160, still uint8, the same rows as preprocess.crop.")
 
 #: Exercise 01.2: ``student_fn(image)`` maps uint8 0..255 to float32 0..1, same shape.
@@ -270,17 +253,19 @@ normalize = Exercise(
     lambda: ({"args": (image,), "original": image.copy(), "want": preprocess.normalize(image.copy())}
              for image in (np.array([[[0], [255]], [[128], [1]]], dtype=np.uint8),
                            np.random.default_rng(3).integers(0, 256, (160, 160, 3), dtype=np.uint8))),
-    [(_not_array, "return a numpy array, got {type}"),
-     (_input_changed, "your function changed its input in place; return a new float32 array instead"),
-     (lambda got, case: got.shape != case["want"].shape,
-      "an image of shape {original.shape} came back with shape {shape}; normalizing keeps the shape"),
-     (lambda got, case: got.dtype != np.float32 and {"why": " (integer division // rounds everything to 0 or 1)"
-                                                     if np.issubdtype(got.dtype, np.integer) else ""},
+    [("not isinstance(got, np.ndarray)", "return a numpy array, got {kind}"),
+     ("not np.array_equal(args[0], original)",
+      "your function changed its input in place; return a new float32 array instead"),
+     ("got.shape != want.shape",
+      "an image of shape {original.shape} came back with shape {got.shape}; normalizing keeps the shape"),
+     ("got.dtype != np.float32 and {'why': ' (integer division // rounds everything to 0 or 1)' "
+      "if np.issubdtype(got.dtype, np.integer) else ''}",
       "the result has dtype {got.dtype}{why}; the model works in float32: image.astype(np.float32) / 255"),
-     (_above_one, "values reach {top:g}; divide by 255 so that 0..255 becomes 0..1"),
-     (lambda got, case: abs(float(got[case["original"] == 255].min(initial=1.0)) - 1.0) > 1e-6,
+     ("got.max() > 1 + 1e-6 and {'top': float(got.max())}",
+      "values reach {top:g}; divide by 255 so that 0..255 becomes 0..1"),
+     ("abs(float(got[original == 255].min(initial=1.0)) - 1.0) > 1e-6",
       "a white pixel (255) should become exactly 1.0: divide by 255, not 256"),
-     (None, "some values differ from pixel / 255; each pixel p should become p / 255")],
+     ("not close(got, want)", "some values differ from pixel / 255; each pixel p should become p / 255")],
     "Right: float32 in 0..1, 255 becomes 1.0, same shape, input untouched.", atol=1e-6)
 
 #: Exercise 01.3: ``student_fn(frame, height, width)`` -> the ``(3, height, width)`` float32 state.
@@ -288,20 +273,21 @@ state = Exercise(
     "state",
     lambda: ({"args": (frame.copy(), height, width), "height": height, "width": width,
               "want": preprocess.preprocess(frame, height, width)}
-             for frame in [next(_hidden_frames())] for height, width in ((160, 160), (80, 80), (42, 64))),
-    [(_not_array, "return a numpy array, got {type}"),
-     (lambda got, case: got.shape == (case["height"], case["width"], 3),
-      "for {height}x{width} you returned {shape}, channels last; nn.Conv2d wants channels first {want.shape}: "
+             for frame in _hidden_frames()[:1] for height, width in ((160, 160), (80, 80), (42, 64))),
+    [("not isinstance(got, np.ndarray)", "return a numpy array, got {kind}"),
+     ("got.shape == (height, width, 3)",
+      "for {height}x{width} you returned {got.shape}, channels last; nn.Conv2d wants channels first {want.shape}: "
       "preprocess.to_channels_first"),
-     (lambda got, case: got.shape != case["want"].shape,
-      "for height={height}, width={width} the state should have shape {want.shape} (C, H, W), got {shape}"),
-     (lambda got, case: got.dtype != np.float32,
+     ("got.shape != want.shape",
+      "for height={height}, width={width} the state should have shape {want.shape} (C, H, W), got {got.shape}"),
+     ("got.dtype != np.float32",
       "the state has dtype {got.dtype}; the model works in float32 (normalize before resizing)"),
-     (_above_one, "values reach {top:g}; the state lives in 0..1 (normalize)"),
+     ("got.max() > 1 + 1e-6 and {'top': float(got.max())}",
+      "values reach {top:g}; the state lives in 0..1 (normalize)"),
      # (atol 1/255: resizing before normalizing differs by at most rounding to whole steps of 1/255)
-     (None, "for {height}x{width} the shape is right but the pixels differ from "
-            "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
-            "preprocess.resize (area interpolation), and turn channels first")],
+     ("not close(got, want)", "for {height}x{width} the shape is right but the pixels differ from "
+                              "preprocess.preprocess: crop rows 35..194 first, then normalize, resize with "
+                              "preprocess.resize (area interpolation), and turn channels first")],
     "Right: crop, 0..1, resized, channels first: the very state the model sees.", atol=1 / 255 + 1e-6)
 
 
@@ -313,12 +299,13 @@ conv_output_size = Exercise(
     "conv_output_size",
     lambda: ({"args": (size,), "size": size, "want": model.conv_output_size(size), "floor": size // 2 ** 5,
               "once": (size + 1) // 2} for size in (160, 80, 84, 42, 210, 33, 17)),
-    [(lambda got, case: not isinstance(got, (int, np.integer)) or isinstance(got, bool),
-      "return a whole number of pixels (int), got {type} {got!r}"),
-     ("floor", "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
-               "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
-     ("once", "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
-     (None, "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
+    [("not isinstance(got, (int, np.integer)) or isinstance(got, bool)",
+      "return a whole number of pixels (int), got {kind} {got!r}"),
+     ("like(floor)", "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 stride-2 conv rounds "
+                     "up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
+     ("like(once)", "for {size} pixels you gave {got}: that is after one convolution; the model has five"),
+     ("not close(got, want)",
+      "for an input side of {size} pixels you gave {got}; after five convolutions it is {want}")],
     "Right: each convolution takes n to ceil(n/2), five times: 160 -> 5, 84 -> 3.")
 
 #: Exercise 02.2: ``student_fn(in_channels, out_channels, kernel)`` counts a Conv2d's parameters.
@@ -327,11 +314,10 @@ conv_params = Exercise(
     lambda: ({"args": (i, o, k), "in_ch": i, "out_ch": o, "kernel": k, "weights": i * o * k * k,
               "want": sum(p.numel() for p in nn.Conv2d(i, o, k).parameters())}
              for i, o, k in ((3, 8, 3), (12, 16, 3), (32, 32, 3), (1, 4, 5))),
-    [(lambda got, case: got == case["weights"], "for Conv2d({in_ch}, {out_ch}, {kernel}) you counted only the weights "
-                                                "({got}); each output channel also has a bias: {want}"),
-     (lambda got, case: got != case["want"], "Conv2d({in_ch}, {out_ch}, kernel_size={kernel}) has {want} parameters, "
-                                             "you counted {got!r}: every output channel has one kernel per input "
-                                             "channel plus one bias")],
+    [("got == weights", "for Conv2d({in_ch}, {out_ch}, {kernel}) you counted only the weights ({got}); each output "
+                        "channel also has a bias: {want}"),
+     ("got != want", "Conv2d({in_ch}, {out_ch}, kernel_size={kernel}) has {want} parameters, you counted {got!r}: "
+                     "every output channel has one kernel per input channel plus one bias")],
     "Right: out x in x k x k weights plus out biases, as nn.Conv2d counts them.")
 
 
@@ -358,66 +344,42 @@ def _sequence_cases() -> Iterator[Case]:
 #: Exercise 02.3: ``student_fn(model, states)`` runs ``(T, C, H, W)`` states in order -> ``(T,)`` values.
 run_sequence = Exercise(
     "run_sequence", _sequence_cases,
-    [(lambda got, case: got.size != case["T"], "for {T} states return {T} values (one per step), got {got.size}"),
-     ("reset", "only the first value is right: every step started again from a zero hidden state; pass the "
-               "hidden state each step returns into the next step"),
-     (None, "the values differ from running the states one at a time from model.initial_state(), feeding each "
-            "step's new hidden state into the next")],
+    [("got.size != T", "for {T} states return {T} values (one per step), got {got.size}"),
+     ("like(reset)", "only the first value is right: every step started again from a zero hidden state; pass the "
+                     "hidden state each step returns into the next step"),
+     ("not close(got, want)", "the values differ from running the states one at a time from model.initial_state(), "
+                              "feeding each step's new hidden state into the next")],
     "Right: one state at a time, the hidden state carried from step to step, as a worker plays.",
-    prepare=lambda got, case: _as_float_array(got, "the values").reshape(-1))
+    prepare=lambda got: _float_array(got, "the values"))
 
 
 # ------------------------------------------------------------------------------------------------
 # Notebook 03: shared memory and processes
 # ------------------------------------------------------------------------------------------------
-def _twin_models(seed: int) -> tuple[nn.Module, nn.Module]:
-    """A "local" and a "shared" small model with different weights; the shared one in shared memory."""
+def _twin_cases(seed: int, stale: bool = False) -> Case:
+    """A "local" model with a gradient and a "shared" one in shared memory (holding an earlier gradient
+    if ``stale``), their weights and gradients as they were."""
     torch.manual_seed(seed)
-    local, shared = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), nn.Sequential(
-        nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    local, shared = (nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)) for _ in range(2))
     shared.share_memory()
-    return local, shared
+    local(torch.randn(8, 4)).pow(2).sum().backward()
+    for p in shared.parameters() if stale else ():
+        p.grad = torch.full_like(p, 7.0)
+    return {"args": (local, shared), "shared": shared, "weights": [p.detach().clone() for p in shared.parameters()],
+            "local": list(local.parameters()), "grads": [p.grad.clone() for p in local.parameters()],
+            "how": " (an earlier gradient was added to, not replaced)" if stale else ""}
 
 
-def _copy_gradients_cases() -> Iterator[Case]:
-    for stale in (False, True):
-        local, shared = _twin_models(5)
-        local(torch.randn(8, 4)).pow(2).sum().backward()
-        if stale:  # the shared model still holds the gradient of an earlier update
-            for p in shared.parameters():
-                p.grad = torch.full_like(p, 7.0)
-        yield {"args": (local, shared), "weights": [p.detach().clone() for p in shared.parameters()],
-               "grads": [p.grad.clone() for p in local.parameters()],
-               "how": " (an earlier gradient was added to, not replaced)" if stale else ""}
-
-
-def _sync_cases() -> Iterator[Case]:
-    local, shared = _twin_models(6)
-    yield {"args": (local, shared), "weights": [p.detach().clone() for p in shared.parameters()],
-           "local": list(local.parameters())}
-
-
-def _any_parameter(test: Callable[[nn.Parameter, Any], bool], entries: str) -> Callable[[Any, Case], Any]:
-    """A test over the shared model's parameters, each with its entry of ``case[entries]``: the name of
-    the first parameter for which ``test(parameter, entry)`` holds, for the hint."""
-    def fails(got: Any, case: Case) -> dict[str, str] | bool:
-        for (name, p), entry in zip(case["args"][1].named_parameters(), case[entries]):
-            if test(p, entry):
-                return {"name": name}
-        return False
-    return fails
-
-
-_SHARED_WEIGHTS_CHANGED = _any_parameter(lambda p, before: not torch.equal(p.detach(), before), "weights")
+_SHARED_WEIGHTS_CHANGED = "first_parameter(shared, weights, lambda p, before: not torch.equal(p.detach(), before))"
 
 #: Exercise 03.1: ``student_fn(local, shared)`` hands the local gradients to the shared parameters.
 copy_gradients = Exercise(
-    "copy_gradients", _copy_gradients_cases,
+    "copy_gradients", lambda: (_twin_cases(5, stale) for stale in (False, True)),
     [(_SHARED_WEIGHTS_CHANGED, "the shared weights changed; only the gradients should be handed over, the optimizer "
                                "changes the weights afterwards"),
-     (_any_parameter(lambda p, grad: p.grad is None, "grads"),
+     ("first_parameter(shared, grads, lambda p, grad: p.grad is None)",
       "the shared parameter {name} still has no .grad: set shared_param.grad = local_param.grad"),
-     (_any_parameter(lambda p, grad: not torch.allclose(p.grad, grad), "grads"),
+     ("first_parameter(shared, grads, lambda p, grad: not torch.allclose(p.grad, grad))",
       "the shared parameter {name} got a gradient different from the local one{how}; it should be exactly "
       "local_param.grad")],
     "Right: the shared parameters now carry the local gradients and their weights are untouched, ready for "
@@ -425,12 +387,12 @@ copy_gradients = Exercise(
 
 #: Exercise 03.2: ``student_fn(local, shared)`` copies the shared weights into the private local model.
 sync_local = Exercise(
-    "sync_local", _sync_cases,
+    "sync_local", lambda: [_twin_cases(6)],
     [(_SHARED_WEIGHTS_CHANGED, "the shared model changed: the copy goes from the shared model to the local one, "
                                "local.load_state_dict(shared.state_dict())"),
-     (_any_parameter(lambda p, mine: not torch.equal(mine.detach(), p.detach()), "local"),
+     ("first_parameter(shared, local, lambda p, mine: not torch.equal(mine.detach(), p.detach()))",
       "the local {name} still differs from the shared one: load the shared weights into the local model"),
-     (_any_parameter(lambda p, mine: mine.data_ptr() == p.data_ptr(), "local"),
+     ("first_parameter(shared, local, lambda p, mine: mine.data_ptr() == p.data_ptr())",
       "the local model now uses the shared model's memory; it must stay a private copy (values copied, as "
       "load_state_dict does), or its own updates would write the shared weights")],
     "Right: the local model holds the newest shared weights in its own private memory.")
@@ -460,22 +422,16 @@ def _returns_cases() -> Iterator[Case]:
                "forward": forward}  # R_t = r_t + gamma R_(t-1): discounting forward in time
 
 
-def _first_wrong_return(got: np.ndarray, case: Case) -> dict[str, Any] | bool:
-    wrong = ~np.isclose(got, case["want"], atol=1e-5)
-    t = int(np.argmax(wrong))
-    return bool(wrong.any()) and {"t": t, "want_t": case["want"][t], "got_t": got[t]}
-
-
 #: Exercise 04.1: ``student_fn(rewards, bootstrap_value, gamma)`` -> the ``(T,)`` n-step returns.
 n_step_returns = Exercise(
     "n_step_returns", _returns_cases,
-    [(lambda got, case: got.size != case["T"], "for {T} rewards return {T} returns, got {got.size} ({where})"),
-     ("no_bootstrap", "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
-     ("forward", "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
-                 "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
-     (_first_wrong_return, "for {where}, R_{t} should be {want_t:.4f}, you gave {got_t:.4f}")],
+    [("got.size != T", "for {T} rewards return {T} returns, got {got.size} ({where})"),
+     ("like(no_bootstrap)", "the bootstrap value is missing ({where}): the recursion starts from R_T = V(s_T)"),
+     ("like(forward)", "you discounted forward in time ({where}); a return looks ahead: start at the last step, "
+                       "R_t = r_t + gamma * R_(t+1), and walk back to t = 0"),
+     ("first_difference(got, want)", "for {where}, R_{t} should be {want_t:.4f}, you gave {got_t:.4f}")],
     "Right: R_t = r_t + gamma R_(t+1), started from the bootstrap value, as loss.n_step_returns does.",
-    prepare=lambda got, case: _as_float_array(got, "the returns").reshape(-1))
+    prepare=lambda got: _float_array(got, "the returns"))
 
 
 def _loss_cases(term: str) -> Callable[[], Iterator[Case]]:
@@ -493,48 +449,45 @@ def _loss_cases(term: str) -> Callable[[], Iterator[Case]]:
             yield {"args": (values, returns) if term == "value" else (log_probs, values, returns),
                    "rewards": rewards, "values": values, "log_probs": log_probs, "want": want,
                    "mean": (advantage ** 2).mean() if term == "value" else -(lp * advantage).mean(),
-                   "half": 0.5 * want, "abs": advantage.abs().sum(), "flipped": -want,
+                   "half": 0.5 * want, "absolute": advantage.abs().sum(), "flipped": -want,
                    "by_return": -(lp * returns).sum()}
     return cases
-
-
-def _grad_reaches_values(got: torch.Tensor, case: Case) -> bool:
-    got.backward()  # the policy loss's gradient (the rule after this one reads it too)
-    grad = case["values"].grad
-    return grad is not None and bool(grad.abs().sum() > 0)
 
 
 #: Exercise 04.2: ``student_fn(values, returns)`` -> the value loss, a scalar tensor.
 value_loss = Exercise(
     "value_loss", _loss_cases("value"),
-    [("mean", "that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2"),
-     ("half", "you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss"),
-     ("abs", "square the errors, (R_t - V(s_t))^2, instead of taking their absolute value"),
-     (None, "for rewards={rewards} the value loss is {want:.4f}, you gave {got:.4f}: sum_t (R_t - V(s_t))^2"),
-     (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from the values (no gradient): "
-                                             "keep it a tensor expression of values, without .item() or .detach()")],
+    [("like(mean)", "that is the mean over the rollout; A3C sums the squared errors, sum_t (R_t - V(s_t))^2"),
+     ("like(half)", "you halved it; the 0.5 is value_coef, which the total loss applies, not the value loss"),
+     ("like(absolute)", "square the errors, (R_t - V(s_t))^2, instead of taking their absolute value"),
+     ("not close(got, want)",
+      "for rewards={rewards} the value loss is {want:.4f}, you gave {got:.4f}: sum_t (R_t - V(s_t))^2"),
+     ("got.grad_fn is None", "the number is right but it is cut off from the values (no gradient): keep it a tensor "
+                             "expression of values, without .item() or .detach()")],
     "Right: sum over the rollout of (R_t - V(s_t))^2, with the gradient flowing into the values.",
-    prepare=lambda got, case: _scalar_tensor(got, "the value loss"))
+    prepare=lambda got: _scalar_tensor(got, "the value loss"))
 
 #: Exercise 04.3: ``student_fn(log_probs, values, returns)`` -> the policy loss, a scalar tensor.
 policy_loss = Exercise(
     "policy_loss", _loss_cases("policy"),
-    [("flipped", "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
-                 "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
-     ("by_return", "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
-     ("mean", "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
-     (None, "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
-            "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
-     (lambda got, case: got.grad_fn is None, "the number is right but it is cut off from log_probs (no gradient): "
-                                             "keep it a tensor expression, without .item() or .detach() on log_probs"),
-     (_grad_reaches_values, "the number is right, but the gradient flows into the values through the advantage: "
-                            "detach it, advantage = (returns - values).detach(); the value loss alone trains V"),
-     (lambda got, case: case["log_probs"].grad is None,
-      "the number is right but no gradient reaches log_probs; keep it a tensor expression of them")],
+    [("like(flipped)", "the sign is flipped: minimizing the loss must raise log pi of actions with a positive "
+                       "advantage, so policy_loss = -sum_t log pi(a_t|s_t) * A_t"),
+     ("like(by_return)", "you weighted log pi by the return R_t; weight it by the advantage A_t = R_t - V(s_t)"),
+     ("like(mean)", "that is the mean over the rollout; A3C sums: -sum_t log pi(a_t|s_t) * A_t"),
+     ("not close(got, want)", "for rewards={rewards} the policy loss is {want:.4f}, you gave {got:.4f}: "
+                              "-sum_t log pi(a_t|s_t) * (R_t - V(s_t))"),
+     ("got.grad_fn is None", "the number is right but it is cut off from log_probs (no gradient): keep it a tensor "
+                             "expression, without .item() or .detach() on log_probs"),
+     ("backward_reaches(got, values)",
+      "the number is right, but the gradient flows into the values through the advantage: "
+      "detach it, advantage = (returns - values).detach(); the value loss alone trains V"),
+     ("log_probs.grad is None", "the number is right but no gradient reaches log_probs; keep it a tensor expression "
+                                "of them")],
     "Right: -sum_t log pi(a_t|s_t) * A_t with the advantage detached, as loss.a3c_loss computes it.",
-    prepare=lambda got, case: _scalar_tensor(got, "the policy loss"))
+    prepare=lambda got: _scalar_tensor(got, "the policy loss"))
 
 
+# ------------------------------------------------------------------------------------------------
 # Notebook 09: beyond one machine
 # ------------------------------------------------------------------------------------------------
 #: Exercise 09.1: ``student_fn(n_parameters)`` -> the bytes of one update in one direction.
@@ -542,12 +495,12 @@ bytes_per_update = Exercise(
     "bytes_per_update",
     lambda: ({"args": (n,), "n": n, "want": 4 * n, "numbers": n, "both": 8 * n, "half": 2 * n}
              for n in (445_511, 838_871, 1_000, 7)),
-    [(_not_number, "return one number of bytes, got {type} {got!r}"),
-     ("numbers", "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
-     ("both", "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
-              "is 4 bytes per parameter"),
-     ("half", "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
-     (None, "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
+    [(_NOT_NUMBER, "return one number of bytes, got {kind} {got!r}"),
+     ("like(numbers)", "{got:,} is the number of parameters; each travels as a float32 of 4 bytes"),
+     ("like(both)", "{got:,} is both ways together (or float64); one way, the gradient or the weights, "
+                    "is 4 bytes per parameter"),
+     ("like(half)", "{got:,} would be float16; the model's parameters and their gradients are float32, 4 bytes"),
+     ("not close(got, want)", "for {n:,} parameters one direction carries {want:,} bytes, you gave {got!r}")],
     "Right: 4 bytes per parameter each way: 1.78 MB for the fast preset's 445,511 parameters.", atol=0.5)
 
 #: Exercise 09.2: ``student_fn(server_updates_per_second, worker_steps_per_second, rollout_steps)`` ->
@@ -557,11 +510,11 @@ workers_per_server = Exercise(
     lambda: ({"args": (server, steps, rollout), "server": server, "steps": steps, "rollout": rollout,
               "want": server * rollout / steps, "per_step": server / steps, "inverted": steps / rollout / server}
              for server, steps, rollout in ((150.0, 700.0, 30), (400.0, 500.0, 20), (90.0, 1200.0, 5))),
-    [(_not_number, "return one number of workers, got {type} {got!r}"),
-     ("per_step", "a worker sends one gradient per rollout, not per step: it sends "
-                  "{steps} / {rollout} updates per second"),
-     ("inverted", "that is upside down: the server's capacity divided by one worker's updates per "
-                  "second is the number of workers"),
-     (None, "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s with "
-            "{rollout}-step rollouts; you gave {got!r}")],
+    [(_NOT_NUMBER, "return one number of workers, got {kind} {got!r}"),
+     ("like(per_step)", "a worker sends one gradient per rollout, not per step: it sends "
+                        "{steps} / {rollout} updates per second"),
+     ("like(inverted)", "that is upside down: the server's capacity divided by one worker's updates per "
+                        "second is the number of workers"),
+     ("not close(got, want)", "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s "
+                              "with {rollout}-step rollouts; you gave {got!r}")],
     "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).", atol=1e-6)
