@@ -15,6 +15,7 @@
 ``processes``      the local process group: start, read reports, restart with a cap, stop
 ``listeners``      what consumes the reports: history, metrics file, GIF recorder
 ``trainer``        ``Trainer``: wires processes, listeners and the run folder: start / stop / status
+``files``          files written whole or not at all (a temporary file, then a rename)
 ``checkpoint``     run storage: atomic save, weights-only load, run folder and lock, exports
 ``dashboard``      ``Dashboard(trainer)``: live frames, reward plots, controls (notebook 05)
 ``plots``          matplotlib and image helpers the notebooks and the dashboard share

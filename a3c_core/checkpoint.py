@@ -23,7 +23,6 @@ import errno
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +31,7 @@ import torch
 
 from .config import A3CConfig
 from .curves import curve_from_evals, curve_path, write_curve
+from .files import atomic_write
 from .model import ActorCritic
 
 FORMAT = "a3c-lab/2"
@@ -55,25 +55,14 @@ class CheckpointError(RuntimeError):
 
 
 def _write_atomically(path: Path, data: bytes | memoryview, what: str, kept: str) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``: a crash or a
-    full disk mid-write leaves the earlier file as it was. ``what`` and ``kept`` make the one-sentence
-    ``CheckpointError``: "could not write {what} PATH: REASON; {kept}"."""
-    tmp = None
+    """Write ``data`` to ``path`` whole or not at all (:func:`files.atomic_write`). ``what`` and ``kept``
+    make the one-sentence ``CheckpointError``: "could not write {what} PATH: REASON; {kept}"."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; these are ordinary files
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(data)
     except OSError as error:
         reason = "no space left on the device" if error.errno == errno.ENOSPC else error.strerror or str(error)
         raise CheckpointError(f"could not write {what} {path}: {reason}; {kept}") from error
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink()
     return path
 
 

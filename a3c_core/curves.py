@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .files import atomic_write
+
 #: Episodes in the ``mean10`` column, the mean that milestones are judged by.
 WINDOW = 10
 #: The columns a curve file must have; ``mean10`` is written after them and derived when read.
@@ -82,21 +84,15 @@ def first_reach(curve: Curve, level: float) -> int | None:
 def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
     """Write ``curve`` as CSV (the columns of :data:`COLUMNS`, then ``mean10``); returns the path.
 
-    Written to a temporary file and renamed: a run killed mid-write keeps the curve it had."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Written whole or not at all (:func:`files.atomic_write`): a run killed mid-write keeps the curve it had."""
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow((*COLUMNS, MEAN))
     for i in range(len(curve["score"])):
         writer.writerow([_cell(name, curve[name][i]) for name in (*COLUMNS, MEAN)])
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text.getvalue(), newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_curve(path: str | os.PathLike) -> Curve:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .files import atomic_write
 from .loggers import open_loggers
 from .plots import save_gif
 
@@ -93,9 +94,8 @@ class MetricsFile:
 
     def rewrite(self, history: History) -> None:
         """Make the file hold exactly ``history`` (a resumed run drops what came after its checkpoint)."""
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(record) + "\n" for record in history.records()))
-        os.replace(tmp, self.path)
+        with atomic_write(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(record) + "\n" for record in history.records()))
 
 
 class GifRecorder:

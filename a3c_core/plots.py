@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .curves import MEAN, WINDOW, moving_average
+from .files import atomic_write
 
 #: x axes the reward plots know: label and how to read it from a record.
 X_AXES: dict[str, str] = {"frames": "emulator frames", "minutes": "training minutes"}
@@ -178,14 +179,8 @@ def state_image(state: np.ndarray, grayscale: bool) -> np.ndarray:
 def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float) -> Path:
     """Write ``frames`` (each ``(H, W, 3)`` uint8) as a looping GIF at ``fps`` frames per second.
 
-    Written to a temporary file and renamed, so a gallery never lists a half-written GIF.
+    Written whole or not at all (:func:`files.atomic_write`), so a gallery never lists a half-written GIF.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_write(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)

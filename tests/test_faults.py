@@ -187,6 +187,31 @@ def test_a_full_disk_is_one_sentence_and_the_earlier_checkpoint_stays(tmp_path: 
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no half-written file, no .tmp
 
 
+def test_a_gif_or_metrics_file_whose_write_fails_midway_stays_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    import numpy as np
+
+    from a3c_core.listeners import History, MetricsFile
+    from a3c_core.plots import save_gif
+
+    gif = save_gif(tmp_path / "episode.gif", [np.zeros((8, 8, 3), np.uint8)] * 2, fps=10)
+    metrics = MetricsFile(tmp_path / "metrics.jsonl")
+    metrics({"kind": "eval", "steps": 1, "elapsed": 1.0, "score": 1.0})
+    before = {path: path.read_bytes() for path in (gif, metrics.path)}
+    history = History()
+    history({"kind": "eval", "steps": 2, "elapsed": 2.0, "score": 2.0})
+
+    def no_space(*args, **kwargs) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", no_space)  # the last step of a write
+    with pytest.raises(OSError, match="No space left"):
+        save_gif(gif, [np.full((8, 8, 3), 255, np.uint8)] * 2, fps=10)
+    with pytest.raises(OSError, match="No space left"):
+        metrics.rewrite(history)
+    assert {path: path.read_bytes() for path in (gif, metrics.path)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode.gif", "metrics.jsonl"]  # no temporary file left
+
+
 def test_stale_temporary_files_of_killed_saves_are_cleaned_up(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "run")
     folder.checkpoint_dir.mkdir(parents=True)

@@ -1,0 +1,35 @@
+"""Files written whole or not at all.
+
+Every file a run writes (checkpoints, records, curves, the metrics file, GIFs) is written to a
+temporary file beside its target and then renamed over it: a rename within one folder is atomic, so
+a crash, a kill or a full disk mid-write leaves the earlier file as it was, and nothing that reads
+the folder (a resume, the dashboard, a gallery) ever sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (``NAME.XXXX.tmp``) for the block to write; when the block
+    ends, the file is flushed to disk and renamed to ``path``. If the block or the rename fails, the
+    temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as file:
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; these are ordinary files
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
