@@ -97,8 +97,8 @@ class RunFolder:
         file.write(str(os.getpid()))
         file.flush()
         self._lock_file = file
-        for stale in self.checkpoint_dir.glob("*.tmp"):  # left by a save that was killed; no one else writes here
-            stale.unlink(missing_ok=True)
+        for stale in self.path.rglob("*.tmp"):  # left by a write that was killed (files.atomic_write); the lock
+            stale.unlink(missing_ok=True)      # is ours, so no one else writes here
 
     def unlock(self) -> None:
         if self._lock_file is not None:

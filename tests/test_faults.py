@@ -212,14 +212,17 @@ def test_a_gif_or_metrics_file_whose_write_fails_midway_stays_as_it_was(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episode.gif", "metrics.jsonl"]  # no temporary file left
 
 
-def test_stale_temporary_files_of_killed_saves_are_cleaned_up(tmp_path: Path) -> None:
+def test_stale_temporary_files_of_killed_writes_are_cleaned_up(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "run")
     folder.checkpoint_dir.mkdir(parents=True)
-    stale = folder.checkpoint_dir / "step-000000000100.pt.x8y2.tmp"
-    stale.write_bytes(b"half a checkpoint")
+    (folder.path / "gifs").mkdir()
+    stale = [folder.checkpoint_dir / "step-000000000100.pt.x8y2.tmp", folder.path / "metrics.jsonl.k3j_.tmp",
+             folder.path / "gifs" / "eval-000000001234.gif.a1b2.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
     folder.open(A3CConfig.preset("catch"))
     try:
-        assert not stale.exists()
+        assert not any(path.exists() for path in stale)
     finally:
         folder.unlock()
 
