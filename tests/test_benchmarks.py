@@ -164,3 +164,32 @@ def test_time_to_score_stops_cleanly_on_sigterm_and_trains_for_minutes_more_on_r
                              timeout=60, cwd=tmp_path)
     assert refused.returncode == 2 and "--for-minutes must be a positive number of minutes" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_catch_stability_judges_when_a_run_learned_and_whether_it_kept_it(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from catch_stability import judge
+
+    def evals(scores):
+        return [{"steps": 1000 * (k + 1), "score": float(s)} for k, s in enumerate(scores)]
+
+    # the mean of 5 first reaches +2 at the 10th game (at the 9th, -3 and four +3: +1.8); the one mean of 10
+    # whose games all came after it is that of the last ten
+    learned_and_kept = evals([-3] * 5 + [3] * 5 + [5] * 10)
+    assert judge(learned_and_kept, 2.0) == {"reached": 10_000, "lowest_after": 5.0, "last": 5.0}
+    collapsed = evals([-3] * 5 + [3] * 5 + [-5] * 10)
+    assert judge(collapsed, 2.0) == {"reached": 10_000, "lowest_after": -5.0, "last": -5.0}
+    assert judge(evals([-3] * 12), 2.0) == {"reached": None, "lowest_after": None, "last": -3.0}
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "catch_stability.py"), "--runs", "1", "--max-steps", "3000",
+         "--workers", "1", "--eval-steps-per-second", "0"], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 0 | ")]
+    assert len(rows) == 1 and re.search(r"\| [\d,]+ \| [\d.]+ \|$", rows[0]), result.stdout
+    steps = int(rows[0].split("|")[-3].strip().replace(",", ""))
+    assert 3000 <= steps <= 3000 + 200
+    assert "lr 0.0005, entropy 0.03, 1 workers: learned in " in result.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "catch_stability.py"), "--runs", "0"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert bad.returncode == 2 and "--runs must be at least 1, got 0" in bad.stderr and "Traceback" not in bad.stderr
