@@ -193,3 +193,25 @@ def test_catch_stability_judges_when_a_run_learned_and_whether_it_kept_it(tmp_pa
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "catch_stability.py"), "--runs", "0"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert bad.returncode == 2 and "--runs must be at least 1, got 0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_how_far_draws_every_final_evaluation_on_the_curve_of_its_run(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "how_far.py"), "--out", str(tmp_path / "f.png")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from how_far import CURVES, RESULTS, read_finals
+
+    finals = read_finals(RESULTS / "final-evaluations.csv")
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\| .* \| (fast|seed) \| ", line)]
+    assert len(rows) == len(finals) >= 11
+    drawn = {name for runs in CURVES.values() for name, _ in runs}
+    for final in finals:
+        assert final["curve"] in drawn and final["ci_low"] <= final["mean"] <= final["ci_high"]
+        # the evaluated checkpoint lies on its curve: within its steps, or after its last evaluator game by
+        # less than the span of a few games (seed 2's last game loaded the weights of 1.94M, the run ended at 2M)
+        steps = read_curve(RESULTS / f"{final['curve']}.csv")["steps"]
+        assert steps[0] <= final["steps"] <= steps[-1] + 100_000, final
+    # the table's gap to +18: the one final evaluation above +18 is 0 short
+    assert "| seed 1, continued to 4M | fast | 4.00M | +18.13 [+17.4, +18.8] | 0.00 |" in rows
