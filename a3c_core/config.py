@@ -297,8 +297,8 @@ _FAST = {"grayscale": True, "height": 80, "width": 80, "hidden_size": 256, "work
 #: (benchmarks/README.md, "Centring the fast preset"). "catch" is the warm-up game, with a stronger
 #: entropy bonus (0.03: with 0.01 the policy often turned deterministic before it had learned, 40k-132k
 #: steps to a mean of +3 against 27k-40k) and a learning rate of 5e-4: with 1e-3, three 100k-step runs
-#: of three learned Catch and then fell back to random play (one climbed back); with 5e-4, six of six
-#: learned it (a mean of 5 of +2 at 29k-43k steps) and stayed there (benchmarks/README.md, Catch).
+#: of six learned Catch and then fell back to random play; with 5e-4, nine of nine learned it (a mean
+#: of 5 of +2 at 29k-43k steps) and stayed there (benchmarks/README.md, Catch).
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {},
     "fast": _FAST,

@@ -26,7 +26,7 @@ def test_a3c_learns_catch_within_100k_steps(tmp_path, catch_learning):
 #: The run: Catch's preset with lr SINGLE_LR, seed 1, judged every 20 updates, for at most SINGLE_STEPS
 #: agent steps. At the preset's own rate (5e-4) one worker needs 40k-65k steps (seeds 0 and 1), about 3
 #: minutes; at 1e-3, 19k-41k (seeds 0-4), seed 1 in under a minute. The preset's lower rate is for its
-#: two workers' shared updates, where every run at 1e-3 learned and then fell back to random play; this one
+#: two workers' shared updates, where three runs of six at 1e-3 learned and then fell back to random play; this one
 #: run is the same every time, so its rate only sets how long the test takes.
 SINGLE_LR = 1e-3
 SINGLE_SEED = 1
