@@ -1,4 +1,4 @@
-"""Does a preset learn Catch, and does it stay learned? Several runs of one setting, each to a fixed budget.
+"""Does the catch preset learn Catch, and does it stay learned? Several runs of one setting, each to a fixed budget.
 
     .venv/bin/python benchmarks/catch_stability.py --runs 3 --max-steps 100000
     .venv/bin/python benchmarks/catch_stability.py --runs 3 --max-steps 100000 --lr 1e-3
@@ -16,12 +16,12 @@ averages about -3, every ball caught +5). The runs differ only in the order of t
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 
 from a3c_core import A3CConfig, Trainer
 from a3c_core.__main__ import add_config_options, config_overrides
+from a3c_core.curves import moving_average
 
 #: The learning test's judgement: the mean of this many evaluator games reaching the bar.
 TEST_LAST = 5
@@ -34,18 +34,16 @@ def judge(evals: list[dict], bar: float) -> dict:
     the last TEST_LAST games first reached ``bar``, the lowest mean of KEPT_LAST games that all began after
     it, and the mean of the last KEPT_LAST games (``None`` where there are too few games)."""
     scores = [e["score"] for e in evals]
-    reached = next((k for k in range(TEST_LAST - 1, len(scores))
-                    if statistics.fmean(scores[k - TEST_LAST + 1: k + 1]) >= bar), None)
-    later = [statistics.fmean(scores[k - KEPT_LAST + 1: k + 1])
-             for k in range(KEPT_LAST - 1, len(scores)) if reached is not None and k - KEPT_LAST + 1 > reached]
+    test_means, kept_means = moving_average(scores, TEST_LAST), moving_average(scores, KEPT_LAST)
+    reached = next((k for k in range(TEST_LAST - 1, len(scores)) if test_means[k] >= bar), None)
+    later = [] if reached is None else kept_means[reached + KEPT_LAST:]
     return {"reached": None if reached is None else evals[reached]["steps"],
-            "lowest_after": min(later) if later else None,
-            "last": statistics.fmean(scores[-KEPT_LAST:]) if len(scores) >= KEPT_LAST else None}
+            "lowest_after": float(min(later)) if len(later) else None,
+            "last": float(kept_means[-1]) if len(scores) >= KEPT_LAST else None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="catch", choices=["catch"], help="the preset (Catch only)")
     parser.add_argument("--runs", type=int, default=3, help="how many runs of the one setting")
     parser.add_argument("--bar", type=float, default=2.0, help=f"the mean of {TEST_LAST} games that counts as learned")
     add_config_options(parser)
@@ -56,7 +54,7 @@ def main() -> None:
     if not overrides["max_steps"] > 0:
         parser.error("--max-steps must be a positive number of agent steps: every run trains to that budget")
     try:
-        config = A3CConfig.preset(args.preset, **overrides)
+        config = A3CConfig.preset("catch", **overrides)
     except ValueError as error:
         parser.error(str(error))
 
