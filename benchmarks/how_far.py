@@ -85,7 +85,10 @@ def main() -> None:
     for row in finals:
         print(f"| {row['what']} | {row['preset']} | {row['steps'] / 1e6:.2f}M | {row['mean']:+.2f} "
               f"[{row['ci_low']:+.1f}, {row['ci_high']:+.1f}] | {max(0.0, SOLVED - row['mean']):.2f} |")
-    figure(finals).savefig(args.out)
+    try:
+        figure(finals).savefig(args.out)
+    except OSError as error:
+        parser.error(f"cannot write the figure to {args.out}: {error.strerror}")
     print(f"figure: {args.out}")
 
 

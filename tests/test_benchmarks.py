@@ -215,3 +215,6 @@ def test_how_far_draws_every_final_evaluation_on_the_curve_of_its_run(tmp_path):
         assert steps[0] <= final["steps"] <= steps[-1] + 100_000, final
     # the table's gap to +18: the one final evaluation above +18 is 0 short
     assert "| seed 1, continued to 4M | fast | 4.00M | +18.13 [+17.4, +18.8] | 0.00 |" in rows
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "how_far.py"), "--out", str(tmp_path / "no" / "f.png")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "cannot write the figure to" in bad.stderr and "Traceback" not in bad.stderr
