@@ -118,6 +118,7 @@ def test_crop_wrong_answers() -> None:
     assert_fails(checks.crop(lambda f: f[35:190]), "(155, 160, 3)", "(160, 160, 3)")
     assert_fails(checks.crop(lambda f: f[35:195].astype(np.float32)), "dtype", "uint8")
     assert_fails(checks.crop(lambda f: f[35:195].tolist()), "numpy array")
+    assert_fails(checks.crop(lambda f: f[35:195][::-1]), "rows are not", "first row is row 194")
 
 
 def test_crop_that_writes_into_the_frame_fails() -> None:
@@ -134,6 +135,11 @@ def test_normalize_wrong_answers() -> None:
     assert_fails(checks.normalize(lambda im: im.astype(np.float32)), "divide by 255")
     assert_fails(checks.normalize(lambda im: im.astype(np.float32) / 256), "not 256")
     assert_fails(checks.normalize(lambda im: (im.astype(np.float32) / 255).ravel()), "keeps the shape")
+    assert_fails(checks.normalize(lambda im: (im / 255).tolist()), "return a numpy array, got list")
+    in_place = lambda im: np.divide(im, 255, out=im, casting="unsafe")  # noqa: E731
+    assert_fails(checks.normalize(in_place), "changed its input in place")
+    assert_fails(checks.normalize(lambda im: im.astype(np.float32) / 255 + 0.5), "values reach 1.5")
+    assert_fails(checks.normalize(lambda im: np.sqrt(im / np.float32(255))), "some values differ", "p / 255")
 
 
 def test_state_wrong_answers() -> None:
@@ -146,6 +152,9 @@ def test_state_wrong_answers() -> None:
     assert_fails(checks.state(not_normalized), "0..1")
     fixed_size = lambda f, h, w: preprocess.preprocess(f)  # noqa: E731
     assert_fails(checks.state(fixed_size), "should have shape (3, 80, 80)")
+    assert_fails(checks.state(lambda f, h, w: S01.my_state(f, h, w).astype(float)), "dtype float64")
+    assert_fails(checks.state(lambda f, h, w: S01.my_state(f, h, w) * 0.5), "pixels differ")
+    assert_fails(checks.state(lambda f, h, w: S01.my_state(f, h, w).tolist()), "numpy array")
 
 
 def test_state_accepts_resizing_before_normalizing() -> None:
@@ -165,6 +174,7 @@ def test_conv_output_size_wrong_answers() -> None:
     assert_fails(checks.conv_output_size(lambda n: (n + 1) // 2), "after one convolution", "five")
     assert_fails(checks.conv_output_size(lambda n: n // 16), "after five convolutions")
     assert_fails(checks.conv_output_size(lambda n: 5.0), "whole number")
+    assert_fails(checks.conv_output_size(lambda n: True), "whole number", "got bool")
 
 
 def test_conv_params_wrong_answers() -> None:
@@ -216,6 +226,18 @@ def test_copy_gradients_wrong_answers() -> None:
 
     assert_fails(checks.copy_gradients(accumulates), "added to, not replaced")
 
+    def zeros(local, shared):
+        for p in shared.parameters():
+            p.grad = torch.zeros_like(p)
+
+    assert_fails(checks.copy_gradients(zeros), "0.weight got a gradient different from the local one;")
+
+    def steps(local, shared):
+        for p in shared.parameters():
+            p.data.add_(1.0)
+
+    assert_fails(checks.copy_gradients(steps), "shared weights changed")
+
 
 def test_sync_local_wrong_answers() -> None:
     def wrong_direction(local, shared):
@@ -248,6 +270,7 @@ def test_n_step_returns_wrong_answers() -> None:
     assert_fails(checks.n_step_returns(forward), "discounted forward")
     assert_fails(checks.n_step_returns(lambda r, b, g: [2 * x for x in r]), "R_0 should be 0.9801")
     assert_fails(checks.n_step_returns(lambda r, b, g: S04.my_n_step_returns(r, b, g)[:-1]), "return 3 returns")
+    assert_fails(checks.n_step_returns(lambda r, b, g: "abc"), "should be numbers", "got str")
 
 
 def test_n_step_returns_accepts_lists_arrays_and_tensors() -> None:
@@ -262,6 +285,7 @@ def test_value_loss_wrong_answers() -> None:
     assert_fails(checks.value_loss(lambda v, r: ((r - v.detach()) ** 2).sum()), "no gradient")
     assert_fails(checks.value_loss(lambda v, r: (r - v) ** 2), "one number")
     assert_fails(checks.value_loss(lambda v, r: ((r - v) ** 2).sum().item()), "torch tensor")
+    assert_fails(checks.value_loss(lambda v, r: ((r - v) ** 2).sum() + 1), "value loss is 12.0665", "13.0665")
 
 
 def test_policy_loss_wrong_answers() -> None:
@@ -270,6 +294,13 @@ def test_policy_loss_wrong_answers() -> None:
     assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * r).sum()), "advantage")
     assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * (r - v).detach()).mean()), "mean")
     assert_fails(checks.policy_loss(lambda lp, v, r: -(lp.detach() * (r - v).detach()).sum()), "no gradient")
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * (r - v).detach()).sum() * 2), "policy loss is 3.3300")
+    assert_fails(checks.policy_loss(lambda lp, v, r: -(lp * (r - v).detach())), "one number", "shape (3,)")
+
+    def through_a_constant(log_probs, values, returns):  # the right number, but its gradient goes elsewhere
+        return -(log_probs.detach() * (returns - values).detach()).sum() * torch.ones((), requires_grad=True)
+
+    assert_fails(checks.policy_loss(through_a_constant), "no gradient reaches log_probs")
 
 
 # --- notebook 00 -------------------------------------------------------------------------------
@@ -309,9 +340,11 @@ def test_bytes_per_update_wrong_answers() -> None:
     assert_fails(checks.bytes_per_update(lambda n: 2 * n), "float16")
     assert_fails(checks.bytes_per_update(lambda n: 4 * n + 100), "1,782,044 bytes")
     assert_fails(checks.bytes_per_update(lambda n: "4n"), "one number")
+    assert_fails(checks.bytes_per_update(lambda n: None), "one number of bytes", "NoneType")
 
 
 def test_workers_per_server_wrong_answers() -> None:
     assert_fails(checks.workers_per_server(lambda server, steps, rollout: server / steps), "one gradient per rollout")
     assert_fails(checks.workers_per_server(lambda server, steps, rollout: steps / rollout / server), "upside down")
     assert_fails(checks.workers_per_server(lambda server, steps, rollout: server * rollout), "feeds 6.4 workers")
+    assert_fails(checks.workers_per_server(lambda server, steps, rollout: None), "one number of workers")
