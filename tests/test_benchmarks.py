@@ -218,3 +218,23 @@ def test_how_far_draws_every_final_evaluation_on_the_curve_of_its_run(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "how_far.py"), "--out", str(tmp_path / "no" / "f.png")],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "cannot write the figure to" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_code_size_counts_code_apart_from_messages(tmp_path):
+    source = tmp_path / "module.py"
+    source.write_text('"""A docstring."""\n'
+                      'RULES = [("got > 1", "too big: {got}")]  # a test kept in a string, and its message\n'
+                      'def check(got):\n'
+                      '    if got > 1:\n'
+                      '        return f"too big: {got}"\n')
+    script = str(ROOT / "benchmarks" / "code_size.py")
+    result = subprocess.run([sys.executable, script, str(source)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    # statements: the docstring, RULES, def, if, return. Code tokens: RULES = [ ( got > 1 , ) ] (10, the test's
+    # 3 among them), def check ( got ) : (6), if got > 1 : (5), return (1). Strings: docstring, hint, f-string.
+    assert result.stdout.splitlines()[-1] == f"| {source} | 5 | 1 | 22 | 3 | 5 |"
+    for spec, why in ((str(tmp_path / "nope.py"), "is neither a file nor a REVISION:path that git knows"),
+                      ("HEAD:README.md", "is not Python that parses")):
+        refused = subprocess.run([sys.executable, script, spec], capture_output=True, text=True, cwd=ROOT)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr.startswith(f"code_size: {spec} {why}") and refused.stderr.count("\n") == 1
