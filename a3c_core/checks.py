@@ -319,11 +319,16 @@ def _values_along(net: model.ActorCritic, states: torch.Tensor) -> torch.Tensor:
     return torch.stack(values)
 
 
+def _sequence_case() -> Case:
+    """A small model and a sequence of 6 random ``(3, 32, 32)`` states."""
+    torch.manual_seed(4)
+    net = model.ActorCritic(3, 4, height=32, width=32, hidden_size=16)
+    return {"args": (net, torch.rand(6, 3, 32, 32)), "T": 6}
+
+
 #: Exercise 02.3: ``student_fn(model, states)`` runs ``(T, C, H, W)`` states in order -> ``(T,)`` values.
 run_sequence = Exercise(
-    "run_sequence", _values_along,
-    lambda: [{"args": (torch.manual_seed(4) and model.ActorCritic(3, 4, height=32, width=32, hidden_size=16),
-                       torch.rand(6, 3, 32, 32)), "T": 6}],
+    "run_sequence", _values_along, lambda: [_sequence_case()],
     [("got.size != T", "for {T} states return {T} values (one per step), got {got.size}"),
      (lambda net, states: net(states, net.initial_state(len(states)))[1],
       "only the first value is right: every step started again from a zero hidden state; pass the hidden state "
