@@ -314,8 +314,9 @@ def _values_along(net: model.ActorCritic, states: torch.Tensor) -> torch.Tensor:
     """Values ``(T,)`` of ``states`` ``(T, C, H, W)`` played one after another, the hidden state carried."""
     hidden, values = net.initial_state(), []
     for state in states:
-        _, value, hidden = net(state.unsqueeze(0), hidden)
-        values.append(value[0])
+        step = net.act(state.unsqueeze(0), hidden, greedy=True)
+        values.append(step.value[0])
+        hidden = step.hidden
     return torch.stack(values)
 
 
@@ -330,7 +331,7 @@ def _sequence_case() -> Case:
 run_sequence = Exercise(
     "run_sequence", _values_along, lambda: [_sequence_case()],
     [("got.size != T", "for {T} states return {T} values (one per step), got {got.size}"),
-     (lambda net, states: net(states, net.initial_state(len(states)))[1],
+     (lambda net, states: net.act(states, net.initial_state(len(states)), greedy=True).value,
       "only the first value is right: every step started again from a zero hidden state; pass the hidden state "
       "each step returns into the next step"),
      ("not close(got, want)", "the values differ from running the states one at a time from model.initial_state(), "
