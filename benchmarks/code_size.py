@@ -47,9 +47,11 @@ def measure(source: str) -> dict[str, int]:
               "code tokens": 0, "message strings": 0, "lines": len(source.splitlines())}
     in_fstring = 0  # Python 3.12+ splits an f-string into tokens: it counts as one string, as before 3.12
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == FSTRING_START or tok.type == FSTRING_END:
-            in_fstring += 1 if tok.type == FSTRING_START else -1
-            counts["message strings"] += tok.type == FSTRING_END and not in_fstring
+        if tok.type == FSTRING_START:
+            in_fstring += 1
+        elif tok.type == FSTRING_END:
+            in_fstring -= 1
+            counts["message strings"] += in_fstring == 0
         elif tok.type in LAYOUT or in_fstring:
             continue
         elif tok.type != tokenize.STRING:
@@ -57,7 +59,7 @@ def measure(source: str) -> dict[str, int]:
         else:
             try:
                 inner = expression_tokens(ast.literal_eval(tok.string))
-            except (ValueError, AttributeError):  # an f-string before 3.12, or bytes
+            except ValueError:  # an f-string, before Python 3.12
                 inner = None
             counts["code tokens" if inner else "message strings"] += inner or 1
     return counts
