@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from . import loss, model, preprocess
+from .resources import core_limits
 
 #: A hidden case: ``args`` for the student's function and the names its hints use.
 Case = dict[str, Any]
@@ -197,7 +198,7 @@ def rom_present(game: str) -> CheckResult:
 
 def setup() -> list[CheckResult]:
     """Everything the lessons need, one verdict per item: Python, packages, ROMs, cores, ``spawn``."""
-    new_enough, cores = sys.version_info >= (3, 10), os.cpu_count() or 1
+    new_enough, cores = sys.version_info >= (3, 10), core_limits()
     results = [CheckResult(new_enough, f"Python {'.'.join(map(str, sys.version_info[:3]))}" + (
         "." if new_enough else f"; the lessons need 3.10 or newer: {INSTALL_ADVICE}."))]
     for package in ("torch", "gymnasium", "ale_py", "numpy", "cv2", "matplotlib", "ipywidgets"):
@@ -209,9 +210,9 @@ def setup() -> list[CheckResult]:
             results.append(CheckResult(True, f"{package} {getattr(module, '__version__', '(version unknown)')}."))
     spawn = "spawn" in multiprocessing.get_all_start_methods()
     return results + [rom_present("pong"), rom_present("space_invaders"), CheckResult(
-        cores >= 2, f"{cores} CPU cores" + (
-        "; A3C runs one process per core, so training will use all of them." if cores >= 2 else
-        "; A3C needs at least 2 to run workers side by side: use a machine with more cores for notebook 05.")),
+        True, f"CPU cores this kernel may use: {cores.describe()}" + (
+        "; training runs one worker per core." if cores.usable >= 2 else
+        "; training runs one worker beside the evaluator: it works, more slowly than on two cores.")),
         CheckResult(spawn, "The 'spawn' start method is available." if spawn else
                     "The 'spawn' start method is missing, which the trainer needs: use CPython 3.10+.")]
 

@@ -25,6 +25,7 @@ from .config import A3CConfig
 from .model import ActorCritic
 from .processes import CRASH_WINDOW, MAX_CRASHES
 from .ray_actors import EvaluatorActor, Mailbox, ParameterServer, WorkerActor, load_flat
+from .resources import usable_cores
 
 
 def connect(address: str, workers: int) -> bool:
@@ -56,7 +57,7 @@ def connect(address: str, workers: int) -> bool:
         # would starve (and take minutes to start). At 0, the workers nice themselves to
         # WORKER_NICENESS, as the local backend's do. The raylet reads this when it starts.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False,
+        ray.init(address="local", num_cpus=max(usable_cores(), workers), include_dashboard=False,
                  object_store_memory=256 * 2**20, runtime_env=runtime_env, **options)
     return True
 

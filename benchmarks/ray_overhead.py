@@ -43,6 +43,7 @@ from a3c_core.config import PRESETS
 from a3c_core.ray_actors import ParameterServer, flat_parameters
 from a3c_core.ray_backend import connect
 from a3c_core.shared import SharedAdam
+from a3c_core.resources import usable_cores
 
 
 #: The roles of the processes that are not the Trainer's named children, by their name or command line.
@@ -169,7 +170,7 @@ def main() -> None:
     runs_dir = tempfile.mkdtemp(prefix="ray-overhead-")
     rates: dict[str, dict[str, list[float]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
     cpu_use: dict[str, dict[str, list[dict[str, float]]]] = {str(n): {"local": [], "ray": []} for n in args.workers}
-    cores = os.cpu_count()
+    cores = usable_cores()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{cores} cores, {cpu}", "preset": args.preset,

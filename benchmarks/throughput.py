@@ -35,6 +35,7 @@ from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
 from a3c_core.shared import SharedAdam
 from a3c_core.processes import setup_child_process
 from a3c_core.worker import train_loop
+from a3c_core.resources import usable_cores
 
 WARMUP_SECONDS = 3.0
 
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--game", default="pong")
     parser.add_argument("--presets", nargs="+", default=["seed", "fast"])
     parser.add_argument("--workers", nargs="+", type=int, default=None,
-                        help="worker counts to measure (default: the number of cores, and 8)")
+                        help="worker counts to measure (default: the cores this process may use, and 8)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of one measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-steps-per-second", type=float, default=A3CConfig().eval_steps_per_second,
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--independent", action="store_true",
                         help="also measure min(workers, cores) independent ceiling loops running at once")
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     worker_counts = args.workers or sorted({cores, 8})
 
     rows = []

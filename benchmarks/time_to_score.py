@@ -38,6 +38,7 @@ from a3c_core.__main__ import add_config_options, catch_stop_signals, config_ove
 from a3c_core.config import PRESETS
 from a3c_core.curves import WINDOW, curve_from_evals, first_reach, write_curve
 from a3c_core.plots import curves_figure
+from a3c_core.resources import usable_cores
 
 
 def main() -> None:
@@ -100,7 +101,7 @@ def main() -> None:
 
     print(f"\n{name}: {trainer.steps:,} steps in {trainer.elapsed / 60:.1f} min, {len(curve['score'])} evaluator episodes")
     if ceiling:
-        overall, ideal = trainer.steps / trainer.elapsed, min(config.workers, os.cpu_count() or 1) * ceiling
+        overall, ideal = trainer.steps / trainer.elapsed, min(config.workers, usable_cores()) * ceiling
         print(f"throughput: {overall:,.0f} steps/s overall = {overall / ideal:.0%} of min(workers, cores) x the "
               f"single-process ceiling ({ceiling:,.0f} steps/s, measured just before the run); load average "
               f"now {os.getloadavg()[0]:.1f}")
@@ -111,7 +112,7 @@ def main() -> None:
         steps, minutes = ("-", "-") if hit is None else (f"{curve['steps'][hit]:,.0f}", f"{curve['minutes'][hit]:.1f}")
         print(f"| {milestone:+g} | {steps} | {minutes} |")
         cells.append(f"{steps} / {minutes}")
-    machine = f"{os.cpu_count()} cores, {platform.machine()}"
+    machine = f"{usable_cores()} cores, {platform.machine()}"
     command = "python benchmarks/time_to_score.py " + " ".join(sys.argv[1:])
     print("\nrow for benchmarks/README.md (steps / minutes at each milestone):")
     print(f"| {time.strftime('%Y-%m-%d')} | {config.game} | {name.split('-')[1]} | {config.seed} | {machine} | "
