@@ -42,6 +42,10 @@ from .trainer import Trainer
 FRAME_INTERVAL = 0.25
 #: Seconds between two redraws of the reward plot (only if new episodes arrived).
 PLOT_INTERVAL = 3.0
+#: The plot's share of one core at most: a redraw that took 0.3 s of CPU waits at least 10 s for the
+#: next (matplotlib takes that long for a plot of many episodes, and on a server shared by a class
+#: every student's kernel redraws).
+PLOT_CPU_SHARE = 0.03
 #: Width in pixels of the frame on screen.
 FRAME_WIDTH = 320
 
@@ -184,7 +188,7 @@ class Dashboard:
 
         self._shown_frame: Any = None
         self._plotted: tuple[Any, ...] = ()
-        self._plotted_at = 0.0
+        self._plotted_at, self._plot_cost = 0.0, 0.0
         self._gif_paths: list[Path] = []
         self._shown_errors = -1
         self._closed = threading.Event()
@@ -255,10 +259,14 @@ class Dashboard:
         now = time.monotonic()
         if not force and (key == self._plotted or now - self._plotted_at < self.plot_interval):
             return
+        if not force and now - self._plotted_at < self._plot_cost / PLOT_CPU_SHARE:
+            return
+        started = time.thread_time()
         self._plotted, self._plotted_at = key, now
         self.plot.value = figure_png(reward_figure(history, x=self.x_axis.value,
                                                    frames_per_step=self.trainer.config.frames_per_step,
                                                    reference=self.reference))
+        self._plot_cost = time.thread_time() - started
 
     def _show_errors(self) -> None:
         errors = self.trainer.history.errors

@@ -29,6 +29,13 @@ class SharedAdam(torch.optim.Adam):
     Pass the optimizer to worker processes together with the shared model.
     """
 
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        """Adam's own update (``torch.optim.Adam.step``), called past the wrapper that torch puts
+        around it for ``torch.compile``: that wrapper imports torch's compiler (about 800 modules,
+        90 MB) in every process at its first step, only to mark a graph break. ``closure``: not used."""
+        torch.optim.Adam.step.__wrapped__(self, closure)
+
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         # foreach=False: the plain per-parameter update, the same on every platform.

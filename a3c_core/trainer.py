@@ -13,7 +13,6 @@ the model, the optimizer state, the counters, the listeners and the run folder l
 from __future__ import annotations
 
 import atexit
-import multiprocessing as mp
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from .config import A3CConfig
 from .envs import action_names, make_env
 from .listeners import History, Listeners
 from .model import ActorCritic
+from .processes import process_context
 from .run_folder import RunFolder
 from .shared import SharedAdam, set_learning_rate
 from .supervisor import Supervisor
@@ -60,7 +60,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.failure: str | None = None        # why the run stopped itself, if it failed
         self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
-        self.shared_steps = mp.get_context("spawn").Value("q", 0)  # the workers add to it, under its lock
+        self.shared_steps = process_context().Value("q", 0)  # the workers add to it, under its lock
         self._session: Supervisor | None = None  # the latest start()'s
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
         self._stopped = threading.Event()  # clear from start() until stop() has saved

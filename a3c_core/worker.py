@@ -1,6 +1,6 @@
 """One training process of A3C (notebooks 04 and 05): rollout -> loss -> shared update -> resync.
 
-The trainer starts ``config.workers`` of these with the ``spawn`` start method. Each one plays its
+The trainer starts ``config.workers`` of these (forkserver on Linux, spawn elsewhere). Each one plays its
 own copy of the game with its own seed and its own local model, and every ``rollout_steps`` steps
 (or at the end of an episode) turns what it saw into a gradient for the one shared model.
 :func:`train_loop` is that algorithm, top to bottom; :class:`Reporter` keeps its bookkeeping.

@@ -77,7 +77,7 @@ def test_signals_stop_the_cli_with_a_final_checkpoint(tmp_path: Path, signals: l
         wait_for(lambda: metrics.exists() and '"kind": "episode"' in metrics.read_text(), 120, "a training episode")
         for name in signals:  # to the command alone, as timeout, docker stop or a scheduler sends it
             os.kill(process.pid, getattr(signal, name))
-            time.sleep(0.3)
+            time.sleep(0.05)  # a second signal comes while the first one's stop is under way
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

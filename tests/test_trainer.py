@@ -94,6 +94,13 @@ def test_no_child_left_after_an_exception_in_the_with_block(tmp_path: Path) -> N
     assert not trainer.running
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: its children, theirs, and so on."""
+    children = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    return children + [grandchild for child in children for grandchild in descendants(child)]
+
+
 PARENT = """
 import json, sys, time
 from a3c_core import A3CConfig, Trainer
@@ -114,9 +121,9 @@ def test_no_child_left_after_the_parent_is_killed_with_sigkill(tmp_path: Path) -
         pids = json.loads(line)
         assert set(pids) == {"worker 0", "worker 1", "evaluator"}
         assert all(alive(pid) for pid in pids.values())
-        # the workers, the evaluator and multiprocessing's resource tracker
-        children = [int(pid) for pid in subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent.pid)],
-                                                       capture_output=True, text=True).stdout.split()]
+        # the workers, the evaluator and multiprocessing's resource tracker (and fork server, whose
+        # children the workers and the evaluator are where the start method is forkserver)
+        children = descendants(parent.pid)
         assert set(pids.values()) < set(children)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
