@@ -11,7 +11,9 @@ It plays under the field's protocol (Machado et al. 2018): sticky actions with p
 policy, not one memorised line of play. With 0 a greedy agent replays the same game each time.
 
 It plays at ``eval_steps_per_second`` (30 by default: about twice the game's real speed with frame
-skip 4), so that on a 2-core laptop it leaves the cores to the workers and stays watchable.
+skip 4), so that on a 2-core laptop it leaves the cores to the workers and stays watchable, and it
+takes at most one step for every :data:`WORKER_STEPS_PER_EVAL_STEP` steps of the workers: where they
+get little CPU (a class sharing one server) it waits for them instead of taking what they need.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .processes import parent_alive, release_queue_if_orphaned, send, setup_chil
 
 #: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
 EVAL_SEED_OFFSET = 10_000
+#: The evaluator's steps are at most the workers' (counted from the evaluator's start) divided by this.
+WORKER_STEPS_PER_EVAL_STEP = 4
 #: First seed of a final evaluation's games, far above every seed a training run uses (workers
 #: ``seed + rank``, the evaluator ``10,000 + seed + steps``): those games were never played in training.
 FINAL_SEED = 1_000_000_000
@@ -173,16 +177,21 @@ def evaluation_loop(config: A3CConfig, load_latest: Callable[[ActorCritic], int]
         env = make_env(evaluation_config(config), render_mode="rgb_array")
         model = ActorCritic.from_config(config, env.action_space.n).eval()
         pace = 1.0 / config.eval_steps_per_second if config.eval_steps_per_second else 0.0
-        episode, next_step = 0, time.monotonic()
+        episode, next_step, played, first_step = 0, time.monotonic(), 0, steps_now()
 
         def on_step(t: int, action: int) -> bool:
-            nonlocal next_step
+            nonlocal next_step, played
             if config.eval_frame_every and t % config.eval_frame_every == 0:
                 send(queue, {"kind": "frame", "source": "evaluator", "steps": steps_now(), "time": time.time(),
                              "episode": episode, "t": t, "frame": env.render(), "action": action})
             if pace:  # sleep to keep the pace; never try to catch up after a slow step
                 next_step = max(next_step + pace, time.monotonic())
                 time.sleep(max(0.0, next_step - time.monotonic()))
+            played += 1
+            while played * WORKER_STEPS_PER_EVAL_STEP > steps_now() - first_step:  # the workers are slower
+                if not go_on(t):
+                    return False
+                time.sleep(pace or 0.01)
             return go_on(t)
 
         # The first game's seed depends on the step count, so a resumed run plays new games; later
