@@ -35,10 +35,12 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, export_agent, load_model, read_record, record_path, write_record
 from .config import PRESETS, A3CConfig
+from .course import open_lab
 from .curves import WINDOW, moving_average
 from .envs import make_env
 from .evaluator import FINAL_SEED, evaluation_config, final_evaluation, play_episode
 from .plots import save_gif
+from .resources import core_limits, default_workers
 from .trainer import Trainer
 
 #: Pong counts as solved at a mean of at least +18 over the final evaluation's games.
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--command", default="", help="the command that trained the checkpoint, for the record")
     export.add_argument("--float32", action="store_true",
                         help="keep the weights as trained (twice the size); by default they are rounded to float16")
+    lab = commands.add_parser("lab", help="open the notebook series in JupyterLab (what `make lab` does, without make)")
+    lab.add_argument("--dir", help="where to put a copy of the notebooks and data/ when this package was installed "
+                                   "without a clone (default ./a3c-lab; a clone's own notebooks open in place)")
     return parser
 
 
@@ -138,6 +143,10 @@ def train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **overrides)
     else:
+        if "workers" not in overrides:  # the preset's, but no more than the cores this process may use
+            workers = overrides["workers"] = default_workers(A3CConfig.preset(args.preset).workers)
+            print(f"[a3c] {workers} worker{'s' if workers > 1 else ''}: this process may use "
+                  f"{core_limits().describe()} (--workers N to choose)", file=sys.stderr)
         config = A3CConfig.preset(args.preset, **overrides)
         run_dir = Path(config.run_dir) / args.name if args.name else None
         trainer = Trainer(config, run_dir=run_dir)
@@ -272,8 +281,12 @@ def export(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.subcommand != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.subcommand == "lab":  # options it does not know go to JupyterLab (--port 8899, --no-browser)
+            return open_lab(args.dir, extra)
         return {"train": train, "play": play, "evaluate": evaluate, "export": export}[args.subcommand](args)
     except (ValueError, FileNotFoundError, CheckpointError, ImportError) as error:
         parser.exit(2, f"error: {error}\n")

@@ -116,7 +116,8 @@ class Trainer:
             self.failure, self._started_at, self.saved_at = None, time.time(), time.monotonic()
             self._stopped.clear()
             self._session = session.watch()
-        self._say(f"started {self.config.workers} workers and the evaluator on {self.config.game} "
+        workers = self.config.workers
+        self._say(f"started {workers} worker{'s' if workers > 1 else ''} and the evaluator on {self.config.game} "
                   f"(run folder {self.run_dir})")
         return self
 

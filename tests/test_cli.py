@@ -35,7 +35,7 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "frames/s" in result.stderr  # the progress bar
     lines = result.stderr.replace("\r", "\n").splitlines()
-    assert any(line.startswith("[a3c] started 1 workers") for line in lines)  # on its own line, not across the bar
+    assert any(line.startswith("[a3c] started 1 worker and") for line in lines)  # on its own line, not across the bar
     summary = result.stdout.strip().splitlines()[-1]  # did it learn? the evaluator against random play
     assert summary.startswith("catch: ") and "evaluator mean of the last 10 games" in summary and "random play" in summary
     run = tmp_path / "cli"
