@@ -27,7 +27,13 @@ test: $(STAMP) browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[test,cluster]"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[test,cluster,classroom]"
+	@# The classroom test's JupyterHub proxy, from the npm registry, kept inside .venv (skipped without npm).
+	@if command -v npm >/dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV) configurable-http-proxy@5 >/dev/null; \
+	else \
+	  echo "note: npm not found; the classroom test (JupyterHub) will be skipped"; \
+	fi
 	touch $(STAMP)
 
 # The browser test drives Debian's Chromium with Playwright (never `playwright install`).
