@@ -14,9 +14,9 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
-import sys
 import queue as queue_module
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing import parent_process
