@@ -59,13 +59,14 @@ def copy_course(target: Path) -> Path:
 def enter_course(cwd: Path | None = None) -> Path:
     """Make the notebooks' folder the working directory, so that ``../data`` and ``runs/`` work.
 
-    Nothing changes where the kernel already runs there (JupyterLab starts a notebook's kernel in the
-    notebook's folder). From a folder that holds the series (a clone's root, a student's home on the
-    classroom hub) it moves into its ``notebooks/``; from anywhere else (Colab starts in /content) into
-    ``./a3c-lab/notebooks``, copying the series there first if it is not there yet. It says where.
+    Nothing changes where a notebook is: JupyterLab starts a notebook's kernel in the notebook's
+    folder, the series' own or one of yours. From a folder that holds the series (a clone's root, a
+    student's home on the classroom hub) it moves into its ``notebooks/``; from a folder without
+    notebooks (Colab starts kernels in /content, a script anywhere) into ``./a3c-lab/notebooks``,
+    copying the series there first if it is not there yet. It says where it moved.
     """
     cwd = Path.cwd() if cwd is None else cwd
-    if cwd.name == "notebooks" and is_course(cwd.parent):
+    if any(cwd.glob("*.ipynb")):
         return cwd
     root = cwd if is_course(cwd) else copy_course(cwd / COPY_NAME)
     os.chdir(root / "notebooks")

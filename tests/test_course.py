@@ -30,6 +30,11 @@ def test_a_kernel_in_the_notebooks_folder_stays_there(back_home) -> None:
     assert course.enter_course(ROOT / "notebooks") == ROOT / "notebooks"
 
 
+def test_a_kernel_beside_a_notebook_of_your_own_stays_there(tmp_path: Path, back_home) -> None:
+    (tmp_path / "mine.ipynb").write_text("{}")
+    assert course.enter_course(tmp_path) == tmp_path and not (tmp_path / "a3c-lab").exists()
+
+
 def test_from_elsewhere_the_series_is_copied_once_and_entered(tmp_path: Path, back_home, capsys) -> None:
     entered = course.enter_course(tmp_path)
     assert entered == tmp_path / "a3c-lab" / "notebooks" and Path.cwd() == entered
