@@ -20,6 +20,7 @@ from a3c_core import A3CConfig, make_env
 from a3c_core.curves import read_curve
 from a3c_core.checkpoint import load_model, read_record
 from a3c_core.evaluator import play_episode
+from a3c_core.resources import core_limits
 from test_notebooks import smoke_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ def test_00_uses_one_torch_thread_as_it_says_and_shows_raw_frames(kernel_dir: Pa
                              "'shapes': {g: list(f.shape) for g, f in frames.items()}}")
     assert values["threads"] == 1
     assert "torch uses 1 thread in this kernel" in text
+    assert f"this kernel may use {core_limits().describe()}" in text  # the cores the training cells' defaults use
     assert values["shapes"] == {"pong": [210, 160, 3], "space_invaders": [210, 160, 3], "catch": [210, 160, 3]}
 
 
