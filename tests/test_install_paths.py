@@ -49,12 +49,12 @@ def venv(tmp_path_factory) -> Path:
     pip = [str(folder / "bin" / "python"), "-m", "pip"]
     WHEELS.mkdir(parents=True, exist_ok=True)
     if not list(WHEELS.glob("torch-2.13.0-cp312-*.whl")):  # the first run on this machine: download once
-        out = subprocess.run(pip + ["download", "--quiet", "--dest", str(WHEELS), f"{source}[test]"],
+        out = subprocess.run(pip + ["download", "--quiet", "--dest", str(WHEELS), f"{source}[test,cluster]"],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr[-3000:]
         for built in WHEELS.glob("a3c_lab-*"):  # the project itself is installed from the source below
             built.unlink()
-    out = subprocess.run(pip + ["install", "--quiet", "--find-links", str(WHEELS), f"{source}[test]"],
+    out = subprocess.run(pip + ["install", "--quiet", "--find-links", str(WHEELS), f"{source}[test,cluster]"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     shutil.rmtree(source)  # the installed package must not need the source any more
@@ -64,13 +64,13 @@ def venv(tmp_path_factory) -> Path:
 def test_a_plain_pip_install_runs_every_notebook_from_another_directory(venv: Path, tmp_path: Path) -> None:
     python = venv / "bin" / "python"
     version = subprocess.run([str(python), "-c", "import sys, a3c_core; print(sys.version_info[:2], a3c_core.__file__)"],
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert version.startswith("(3, 12)") and "site-packages" in version, version  # not the repository's copy
     elsewhere = tmp_path / "content"
     elsewhere.mkdir()
     out = subprocess.run([str(python), str(REPO / "tests" / "run_notebooks.py"),
                           str(venv / "share" / "a3c-lab" / "notebooks"), str(elsewhere)],
-                         capture_output=True, text=True, timeout=3600)
+                         capture_output=True, text=True, timeout=3600, cwd=elsewhere)
     print(out.stdout)
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-3000:]
     assert (elsewhere / "a3c-lab" / "notebooks" / "00_setup.ipynb").exists()  # the copy the notebooks work in
