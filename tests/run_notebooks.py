@@ -1,6 +1,6 @@
 """Run every numbered notebook of a folder in smoke mode, from another working directory.
 
-    python tests/run_notebooks.py NOTEBOOKS_FOLDER WORKING_DIRECTORY
+    python tests/run_notebooks.py NOTEBOOKS_FOLDER WORKING_DIRECTORY [NOTEBOOK_TO_LEAVE_OUT ...]
 
 What tests/test_install_paths.py runs inside a fresh environment (a plain ``pip install`` of the
 repository): the kernel starts in WORKING_DIRECTORY, as on Colab, and the notebooks' own set-up
@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_notebooks import DEFAULT_TIMEOUT_S, inject_smoke_parameters, lab_metadata  # noqa: E402
 
 
-def main(folder: Path, cwd: Path) -> int:
+def main(folder: Path, cwd: Path, leave_out: list[str]) -> int:
     failed = []
-    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.name not in leave_out):
         nb = inject_smoke_parameters(nbformat.read(path, as_version=4))
         limit = float(lab_metadata(nb).get("smoke_timeout_s", DEFAULT_TIMEOUT_S))
         start = time.perf_counter()
@@ -37,4 +37,4 @@ def main(folder: Path, cwd: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]))
