@@ -2,8 +2,8 @@
 
 The notebooks read the shipped agents as ``../data/...`` and write their runs to ``runs/``, both
 relative to the notebooks' folder. In a clone of the repository that folder is ``notebooks/``; a
-plain ``pip install`` of the repository (no clone kept, or Colab) installs both folders under
-``<prefix>/share/a3c-lab/``, from where :func:`enter_course` copies them to a folder of the user's.
+plain ``pip install`` of the repository (no clone kept, or Colab) installs them (and the measurements
+notebook 09 draws, ``benchmarks/results/*.json``) under ``<prefix>/share/a3c-lab/``, from where :func:`enter_course` copies them to a folder of the user's.
 ``python -m a3c_core lab`` (the ``a3c-lab lab`` command) does what ``make lab`` does, without make.
 """
 
@@ -20,6 +20,8 @@ from pathlib import Path
 SHARE = Path("share") / "a3c-lab"
 #: The folder a copy of the course goes to when none is found around the working directory.
 COPY_NAME = "a3c-lab"
+#: What a copy of the course holds, relative to its root: each folder that the source has.
+COURSE_FOLDERS = ("notebooks", "data", "benchmarks/results")
 
 
 def is_course(folder: Path) -> bool:
@@ -50,9 +52,10 @@ def copy_course(target: Path) -> Path:
     if source is None:
         raise FileNotFoundError("the notebooks are not installed with the package: install it from the "
                                 "repository (pip install <clone or address>), not from a wheel built without them")
-    for name in ("notebooks", "data"):
-        shutil.copytree(source / name, target / name, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
+    for name in COURSE_FOLDERS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
     return target
 
 

@@ -44,12 +44,9 @@ c.Spawner.http_timeout = 120
 
 
 def copy_notebooks(spawner):
-    """Before a student's first start: their own copy of the notebooks (and the shipped agents)."""
-    home = HOMES / spawner.user.name
-    home.mkdir(parents=True, exist_ok=True)
-    for folder in ("notebooks", "data"):
-        if not (home / folder).exists():
-            shutil.copytree(REPO / folder, home / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    """Before a student's first start: their own copy of the series (the package's copy_course)."""
+    from a3c_core.course import copy_course
+    copy_course(HOMES / spawner.user.name)
 
 
 def remove_quota(spawner):

@@ -39,6 +39,7 @@ def test_from_elsewhere_the_series_is_copied_once_and_entered(tmp_path: Path, ba
     entered = course.enter_course(tmp_path)
     assert entered == tmp_path / "a3c-lab" / "notebooks" and Path.cwd() == entered
     assert (Path("..") / "data" / "pong-fast-sticky.pt").exists()          # what the notebooks read
+    assert list((Path("..") / "benchmarks" / "results").glob("ray_overhead*.json"))  # what notebook 09 draws
     assert sorted(p.name for p in entered.glob("0*.ipynb")) == sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
     assert "working directory:" in capsys.readouterr().out
     (entered / "runs").mkdir()
