@@ -159,19 +159,19 @@ def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop
 
     try:
         evaluation_loop(config, load_latest, lambda: steps.value,
-                        lambda t: not stop_event.is_set() and (t % 30 != 0 or parent_alive()), queue)
+                        lambda: not stop_event.is_set() and parent_alive(), queue)
     finally:
         release_queue_if_orphaned(queue)
 
 
 def evaluation_loop(config: A3CConfig, load_latest: Callable[[ActorCritic], int], steps_now: Callable[[], int],
-                    go_on: Callable[[int], bool], queue: Any) -> None:
+                    go_on: Callable[[], bool], queue: Any) -> None:
     """Play greedy episodes with the latest weights until ``go_on`` says no.
 
     How the weights arrive is the caller's: ``load_latest(model)`` loads the newest weights into
     ``model`` and returns the agent steps they were trained for; ``steps_now()`` is the step count
-    of the moment; ``go_on(t)`` is asked after every step t of an episode and before each episode
-    (t = 0). Reports go to ``queue`` (anything with ``put_nowait``).
+    of the moment; ``go_on()`` is asked before each episode, after every step and while the evaluator
+    waits for the workers (it must stay cheap). Reports go to ``queue`` (anything with ``put_nowait``).
     """
     try:
         env = make_env(evaluation_config(config), render_mode="rgb_array")
@@ -189,15 +189,15 @@ def evaluation_loop(config: A3CConfig, load_latest: Callable[[ActorCritic], int]
                 time.sleep(max(0.0, next_step - time.monotonic()))
             played += 1
             while played * WORKER_STEPS_PER_EVAL_STEP > steps_now() - first_step:  # the workers are slower
-                if not go_on(t):
+                if not go_on():
                     return False
                 time.sleep(pace or 0.01)
-            return go_on(t)
+            return go_on()
 
         # The first game's seed depends on the step count, so a resumed run plays new games; later
         # games go on from the environment's own random state.
         seed: int | None = config.seed + EVAL_SEED_OFFSET + steps_now()
-        while go_on(0):
+        while go_on():
             loaded_time = time.time()
             loaded_steps = load_latest(model)
             result = play_episode(model, env, seed=seed, greedy=True, on_step=on_step)

@@ -221,7 +221,7 @@ class EvaluatorActor:
         load_flat(model, weights)
         return self.steps
 
-    def _go_on(self, t: int) -> bool:
+    def _go_on(self) -> bool:
         if time.monotonic() - self.asked > 0.5:  # the server is asked twice a second at most
             self.steps, self.going = ray.get(self.server.progress.remote())
             self.asked = time.monotonic()

@@ -1,5 +1,11 @@
 """play_episode: the one game loop of the evaluator, the CLI and the notebooks, and its random baseline."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +146,44 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
     assert not all(same_game(frames[0], frames[episode]) for episode in range(1, GAMES))
     for record in evals:
         assert record["steps"] < record["end_steps"]  # x = the weights' step count, not the episode's end
+
+
+ORPHAN = """
+import sys, time
+from a3c_core import A3CConfig, ActorCritic, make_env
+from a3c_core.evaluator import run_evaluator
+from a3c_core.processes import process_context
+
+if __name__ == "__main__":
+    config = A3CConfig.preset("fast", game="catch", workers=1, eval_frame_every=1)
+    model = ActorCritic.from_config(config, make_env(config).action_space.n)
+    model.share_memory()
+    context = process_context()
+    steps, stop, queue = context.Value("l", 0), context.Event(), context.Queue()  # no worker: steps stay 0
+    evaluator = context.Process(target=run_evaluator, args=(config, model, steps, stop, queue), daemon=True)
+    evaluator.start()
+    queue.get(timeout=120)  # its first frame: it has played one step and now waits for the workers
+    print(evaluator.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_evaluator_that_waits_for_the_workers_exits_when_its_parent_dies(tmp_path) -> None:
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(0.5)  # inside the wait for worker steps, which never come
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1][:3]:
+            assert time.monotonic() < deadline, "the orphaned evaluator is still running"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if pid is not None and os.path.exists(f"/proc/{pid}"):  # after a failure: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
