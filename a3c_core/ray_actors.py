@@ -4,10 +4,9 @@ evaluator actors, and the mailbox their reports go through.
 Shared memory ends at the edge of one machine. Here the one shared model and its Adam live in a
 :class:`ParameterServer` actor, and only the transport changes:
 
-* a worker actor rolls out and computes its gradient with the local backend's own functions
-  (:func:`~a3c_core.worker.collect_rollout`, :func:`~a3c_core.worker.rollout_loss`), sends the
-  gradient to the server, and continues from the weights the server sends back
-  (:func:`remote_train_loop`);
+* a worker actor runs the local backend's own loop (:func:`~a3c_core.worker.train_loop`) with a
+  :class:`ServerLink` in place of shared memory: it sends each gradient to the server and continues
+  from the weights the server sends back;
 * the server applies each gradient as it arrives, one at a time, without waiting for the other
   workers: A3C's asynchrony, with a queue of messages where the local backend had Hogwild writes;
 * the evaluator actor runs :func:`~a3c_core.evaluator.evaluation_loop`, pulling weights from the server;
@@ -30,12 +29,11 @@ import ray
 import torch
 
 from .config import A3CConfig
-from .envs import make_env
 from .evaluator import evaluation_loop
 from .model import ActorCritic
 from .processes import QUEUE_SIZE
 from .shared import set_learning_rate
-from .worker import WORKER_NICENESS, Reporter, collect_rollout, ensure_finite, rollout_loss
+from .worker import WORKER_NICENESS, train
 
 
 def flat_parameters(model: torch.nn.Module) -> np.ndarray:
@@ -124,48 +122,29 @@ class MailboxQueue:
         self.mailbox.put.remote(record)
 
 
-class StepCount:
-    """The step count a worker last heard from the server (``.value``, like the local shared counter)."""
-
-    value = 0
-
-
-def remote_train_loop(rank: int, config: A3CConfig, server: Any, queue: MailboxQueue) -> None:
-    """:func:`~a3c_core.worker.train_loop` with the parameter server in place of shared memory: the
-    lines that differ are the ones that move weights and gradients (notebook 09 shows the diff).
+class ServerLink:
+    """How a Ray worker reaches the one model: the parameter server. The same two methods as the
+    local backend's :class:`~a3c_core.shared.SharedMemoryLink`, so :func:`~a3c_core.worker.train_loop`
+    runs unchanged; a push brings the new weights back, so each update costs one round trip.
 
     Args:
-        rank: worker number; the game is seeded with ``config.seed + rank``.
         server: the :class:`ParameterServer`'s handle.
-        queue: where reports go (:class:`MailboxQueue`).
     """
-    torch.manual_seed(config.seed + rank)
-    env = make_env(config)
-    model = ActorCritic.from_config(config, env.action_space.n)       # the worker's private copy
-    obs, _ = env.reset(seed=config.seed + rank)
-    hidden = model.initial_state()                                    # an episode starts with h = 0
-    steps = StepCount()                                               # the count the server last sent
-    reporter = Reporter(rank, steps, queue)
-    weights, steps.value, go_on = ray.get(server.pull.remote())
-    while go_on:
-        load_flat(model, weights)                                     # start from the server's weights
-        # 02 + 04: play up to rollout_steps; detach: gradients stop at the rollout's start
-        rollout = collect_rollout(model, env, obs, hidden.detach(), config.rollout_steps)
-        obs, hidden = rollout.next_obs, rollout.hidden
-        step = steps.value + len(rollout.rewards)
-        terms = rollout_loss(model, rollout, config)                  # 04: returns from V(s_T), the loss
-        ensure_finite(terms.total, "the loss", step)
-        model.zero_grad(set_to_none=True)
-        terms.total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
-        ensure_finite(norm, "the gradient's norm", step)
-        # the server applies the gradient (one Adam step) and answers with the new weights
-        weights, steps.value, go_on = ray.get(server.push.remote(flat_gradient(model), len(rollout.rewards)))
-        reporter.update(rollout, terms)
-        if rollout.episode_over:                                      # a new game, with an empty memory
-            obs, _ = env.reset()
-            hidden = model.initial_state()
-    env.close()
+
+    def __init__(self, server: Any):
+        self.server = server
+        self.weights, self.steps, self.going = ray.get(server.pull.remote())  # steps: what the server last said
+
+    def pull(self, model: torch.nn.Module) -> bool:
+        """Load the weights the server sent last into ``model``; False once training is over."""
+        if self.going:
+            load_flat(model, self.weights)
+        return self.going
+
+    def push(self, model: torch.nn.Module, n_steps: int) -> None:
+        """Send ``model``'s gradient ``(P,)`` for ``n_steps`` agent steps; the server takes one Adam step
+        and answers with the new weights, the step count and whether to go on."""
+        self.weights, self.steps, self.going = ray.get(self.server.push.remote(flat_gradient(model), n_steps))
 
 
 def _actor_setup(name: str, queue: MailboxQueue, nice: int = 0) -> None:
@@ -186,7 +165,8 @@ def _place() -> tuple[int, str]:
 
 @ray.remote(num_cpus=1)
 class WorkerActor:
-    """One A3C worker: its own game and local model; :meth:`train` runs :func:`remote_train_loop`."""
+    """One A3C worker: its own game and local model; :meth:`train` runs the local backend's
+    :func:`~a3c_core.worker.train` through a :class:`ServerLink`."""
 
     def __init__(self, rank: int, config: A3CConfig, server: str, mailbox: str):
         self.rank, self.config, self.server = rank, config, ray.get_actor(server)
@@ -195,13 +175,7 @@ class WorkerActor:
 
     def train(self) -> str:
         """Train until the server says stop: "done", or "diverged" when the loss stopped being a number."""
-        try:
-            remote_train_loop(self.rank, self.config, self.server, self.queue)
-        except FloatingPointError as error:
-            self.queue.put_nowait({"kind": "error", "source": f"worker {self.rank}", "rank": self.rank,
-                                   "time": time.time(), "diverged": True, "error": f"worker {self.rank}: {error}"})
-            return "diverged"
-        return "done"
+        return train(self.rank, self.config, ServerLink(self.server), self.queue)
 
     def place(self) -> tuple[int, str]:
         return _place()

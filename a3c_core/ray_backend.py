@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import ray
 import torch
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from .config import A3CConfig
 from .model import ActorCritic
@@ -184,8 +184,9 @@ class RayGroup:
             except RayActorError as error:
                 records.append({"kind": "error", "source": name, "time": time.time(), "error": str(error)})
                 self._failure = self._failure or f"{name}'s actor died and Ray could not bring it back"
-            except RayError as error:  # a Python exception in the actor: its traceback, then the call again
-                records.append({"kind": "error", "source": name, "time": time.time(), "error": str(error)})
+            except RayError as error:  # an exception in the call: reported, then the call again
+                if not isinstance(error, RayTaskError):  # the actor's own code reported its traceback itself
+                    records.append({"kind": "error", "source": name, "time": time.time(), "error": str(error)})
                 self._crashed(name, "an exception")
                 if self.config.restart_crashed and not self._failure:
                     actor = self._actors[name]

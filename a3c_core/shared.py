@@ -8,6 +8,10 @@ same bytes. A worker trains a *local* copy, then:
 2. ``SharedAdam.step()`` updates the shared weights in place (every process sees the change);
 3. ``local.load_state_dict(shared.state_dict())`` reloads the new weights.
 
+:class:`SharedMemoryLink` is these steps as the worker's loop uses them: ``pull`` (3) before a rollout,
+``push`` (1 and 2) after it. The Ray backend has a link with the same two methods that talks to a
+parameter server instead (:class:`~a3c_core.ray_actors.ServerLink`); the loop is the same.
+
 Adam keeps a step count and two running moments per parameter. If each worker kept its own, the
 moments would describe one worker's gradients only; :class:`SharedAdam` puts them in shared memory
 too, so all workers update one Adam. The update rule itself is ``torch.optim.Adam``'s own.
@@ -16,9 +20,13 @@ too, so all workers update one Adam. The update rule itself is ``torch.optim.Ada
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
+
+from .config import A3CConfig
+from .processes import parent_alive
 
 
 class SharedAdam(torch.optim.Adam):
@@ -74,3 +82,46 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Make ``lr`` the rate of ``optimizer``'s next step (a worker's own view of the shared Adam)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def count_steps(steps: Any, n: int) -> int:
+    """Add ``n`` agent steps to the shared counter ``steps`` (under its lock); the new total."""
+    with steps.get_lock():
+        steps.value += n
+        return steps.value
+
+
+class SharedMemoryLink:
+    """How a worker on this machine reaches the one model: through shared memory.
+
+    Args:
+        shared_model: the model in shared memory (``share_memory()`` was called).
+        optimizer: the :class:`SharedAdam` over ``shared_model``'s parameters.
+        steps: a shared ``multiprocessing.Value`` counting agent steps of all workers.
+        stop_event: a ``multiprocessing.Event``; set means stop.
+    """
+
+    def __init__(self, config: A3CConfig, shared_model: nn.Module, optimizer: SharedAdam, steps: Any, stop_event: Any):
+        self.config, self.shared_model, self.optimizer = config, shared_model, optimizer
+        self.counter, self.stop_event = steps, stop_event
+
+    @property
+    def steps(self) -> int:
+        """Agent steps of all workers so far."""
+        return self.counter.value
+
+    def pull(self, model: nn.Module) -> bool:
+        """Load the shared weights into ``model``; False instead once training is over (stop was
+        asked, ``max_steps`` reached, or the process that started this one died)."""
+        if self.stop_event.is_set() or not parent_alive() or 0 < self.config.max_steps <= self.counter.value:
+            return False
+        model.load_state_dict(self.shared_model.state_dict())
+        return True
+
+    def push(self, model: nn.Module, n_steps: int) -> None:
+        """Count ``n_steps`` agent steps, make ``model``'s gradients the shared model's and take one
+        step of the shared Adam (at the learning rate of the step count reached)."""
+        step = count_steps(self.counter, n_steps)
+        copy_gradients(model, self.shared_model)
+        set_learning_rate(self.optimizer, self.config.lr_at(step))
+        self.optimizer.step()

@@ -3,7 +3,9 @@
 The trainer starts ``config.workers`` of these (forkserver on Linux, spawn elsewhere). Each one plays its
 own copy of the game with its own seed and its own local model, and every ``rollout_steps`` steps
 (or at the end of an episode) turns what it saw into a gradient for the one shared model.
-:func:`train_loop` is that algorithm, top to bottom; :class:`Reporter` keeps its bookkeeping.
+:func:`train_loop` is that algorithm, top to bottom; :class:`Reporter` keeps its bookkeeping. The
+loop reaches the shared model through a *link* with two methods, ``pull`` and ``push``: shared memory
+here (:class:`~a3c_core.shared.SharedMemoryLink`), a parameter server in the Ray backend (notebook 09).
 
 Workers talk to the kernel only through a queue of small dicts (``kind`` = ``"episode"``,
 ``"losses"`` or ``"error"``). A full queue drops the record: a report never blocks training.
@@ -25,8 +27,8 @@ from .config import A3CConfig
 from .envs import episode_score, make_env
 from .loss import LossTerms, a3c_loss
 from .model import ActorCritic
-from .processes import DIVERGED_EXIT_CODE, parent_alive, release_queue_if_orphaned, send, setup_child_process
-from .shared import SharedAdam, copy_gradients, set_learning_rate
+from .processes import DIVERGED_EXIT_CODE, release_queue_if_orphaned, send, setup_child_process
+from .shared import SharedAdam, SharedMemoryLink
 
 #: Loss terms are averaged over this many updates before one "losses" record is sent.
 LOSS_REPORT_EVERY = 20
@@ -104,13 +106,6 @@ def ensure_finite(value: torch.Tensor, what: str, step: int) -> None:
         raise FloatingPointError(f"{what} is {value.item()} at step {step:,}: the run diverged")
 
 
-def count_steps(steps: Any, n: int) -> int:
-    """Add ``n`` agent steps to the shared counter ``steps`` (under its lock); the new total."""
-    with steps.get_lock():
-        steps.value += n
-        return steps.value
-
-
 class Reporter:
     """The worker's bookkeeping, kept out of the loop: the running episode's reward and length, the
     loss terms of the last updates, and the records they become on ``queue``.
@@ -120,14 +115,14 @@ class Reporter:
     ``LOSS_REPORT_EVERY`` updates.
     """
 
-    def __init__(self, rank: int, steps: Any, queue: Any):
-        self.rank, self.steps, self.queue, self.source = rank, steps, queue, f"worker {rank}"
+    def __init__(self, rank: int, link: Any, queue: Any):
+        self.rank, self.link, self.queue, self.source = rank, link, queue, f"worker {rank}"
         self.episode_reward, self.episode_length = 0.0, 0
         self.loss_sums, self.updates = np.zeros(3), 0
 
     def record(self, kind: str, **values: Any) -> None:
         """Send one record of ``kind`` with ``values``, stamped with the rank, step count and time."""
-        send(self.queue, {"kind": kind, "source": self.source, "rank": self.rank, "steps": self.steps.value,
+        send(self.queue, {"kind": kind, "source": self.source, "rank": self.rank, "steps": self.link.steps,
                           "time": time.time(), **values})
 
     def update(self, rollout: Rollout, terms: LossTerms) -> None:
@@ -150,57 +145,70 @@ class Reporter:
 
 def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
                steps: Any, stop_event: Any, queue: Any) -> None:
-    """Entry point of a worker process: :func:`train_loop` with child set-up and error reporting."""
+    """Entry point of a worker process of the local backend: :func:`train` through shared memory.
+
+    Args:
+        rank: worker number; the game is seeded with ``config.seed + rank``.
+        shared_model, optimizer, steps, stop_event: what :class:`~a3c_core.shared.SharedMemoryLink` needs.
+        queue: a ``multiprocessing.Queue`` for reports to the kernel.
+    """
     setup_child_process()
     if hasattr(os, "nice"):  # not on Windows
         os.nice(WORKER_NICENESS)
     try:
-        train_loop(rank, config, shared_model, optimizer, steps, stop_event, queue)
-    except FloatingPointError as error:  # the run diverged: restarting would not help, the trainer stops it
-        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
-                     "diverged": True, "error": f"worker {rank}: {error}"})
-        sys.exit(DIVERGED_EXIT_CODE)
-    except Exception:  # reported to the kernel, which shows it and may restart the worker
-        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
-                     "error": traceback.format_exc()})
-        raise
+        if train(rank, config, SharedMemoryLink(config, shared_model, optimizer, steps, stop_event), queue) == "diverged":
+            sys.exit(DIVERGED_EXIT_CODE)  # restarting would not help: the trainer stops the run
     finally:
         release_queue_if_orphaned(queue)
 
 
-def train_loop(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
-               steps: Any, stop_event: Any, queue: Any) -> None:
-    """Train until ``stop_event`` is set, ``config.max_steps`` is reached or the parent dies.
+def train(rank: int, config: A3CConfig, link: Any, queue: Any) -> str:
+    """:func:`train_loop`, and how it ended: "done", or "diverged" (reported) when a loss or gradient
+    stopped being a number. Any other error is reported with its traceback, then raised: the backend
+    sees the worker crash and may restart it. Both backends' workers run this."""
+    try:
+        train_loop(rank, config, link, queue)
+    except FloatingPointError as error:
+        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
+                     "diverged": True, "error": f"worker {rank}: {error}"})
+        return "diverged"
+    except Exception:
+        send(queue, {"kind": "error", "source": f"worker {rank}", "rank": rank, "time": time.time(),
+                     "error": traceback.format_exc()})
+        raise
+    return "done"
+
+
+def train_loop(rank: int, config: A3CConfig, link: Any, queue: Any) -> None:
+    """A3C's worker: play, learn, share; until ``link.pull`` says the training is over.
 
     Args:
         rank: worker number; the game is seeded with ``config.seed + rank``.
-        shared_model: the model in shared memory (``share_memory()`` was called).
-        optimizer: the :class:`SharedAdam` over ``shared_model``'s parameters.
-        steps: a shared ``multiprocessing.Value`` counting agent steps of all workers.
-        stop_event: a ``multiprocessing.Event``; set means stop.
-        queue: a ``multiprocessing.Queue`` for reports to the kernel.
+        link: the way to the one shared model: ``link.pull(model)`` loads its weights into ``model``
+            (False once training is over), ``link.push(model, n)`` applies ``model``'s gradients to it
+            for ``n`` agent steps, ``link.steps`` is the step count of all workers. Shared memory on
+            one machine (:class:`~a3c_core.shared.SharedMemoryLink`), a parameter server on Ray
+            (:class:`~a3c_core.ray_actors.ServerLink`).
+        queue: where reports go (anything with ``put_nowait``).
     """
     torch.manual_seed(config.seed + rank)
     env = make_env(config)
     model = ActorCritic.from_config(config, env.action_space.n)       # the worker's private copy
     obs, _ = env.reset(seed=config.seed + rank)
     hidden = model.initial_state()                                    # an episode starts with h = 0
-    reporter = Reporter(rank, steps, queue)
-    while not stop_event.is_set() and parent_alive() and not 0 < config.max_steps <= steps.value:
-        model.load_state_dict(shared_model.state_dict())              # 03: start from the shared weights
+    reporter = Reporter(rank, link, queue)
+    while link.pull(model):                                           # 03: start from the shared weights
         # 02 + 04: play up to rollout_steps; detach: gradients stop at the rollout's start
         rollout = collect_rollout(model, env, obs, hidden.detach(), config.rollout_steps)
         obs, hidden = rollout.next_obs, rollout.hidden
-        step = count_steps(steps, len(rollout.rewards))
+        step = link.steps + len(rollout.rewards)
         terms = rollout_loss(model, rollout, config)                  # 04: returns from V(s_T), the loss
         ensure_finite(terms.total, "the loss", step)
         model.zero_grad(set_to_none=True)
         terms.total.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
         ensure_finite(norm, "the gradient's norm", step)
-        copy_gradients(model, shared_model)                           # 03: local grads -> shared model
-        set_learning_rate(optimizer, config.lr_at(step))              # constant, or annealed to 0
-        optimizer.step()                                              # 03: SharedAdam updates it in place
+        link.push(model, len(rollout.rewards))                        # 03: one step of the shared Adam
         reporter.update(rollout, terms)
         if rollout.episode_over:                                      # a new game, with an empty memory
             obs, _ = env.reset()

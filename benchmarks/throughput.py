@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from a3c_core import A3CConfig, ActorCritic, Trainer, make_env
-from a3c_core.shared import SharedAdam
+from a3c_core.shared import SharedAdam, SharedMemoryLink
 from a3c_core.processes import setup_child_process
 from a3c_core.worker import train_loop
 from a3c_core.resources import usable_cores
@@ -58,7 +58,7 @@ def single_process_ceiling(config: A3CConfig, seconds: float) -> float:
 
     timer = threading.Thread(target=clock)
     timer.start()
-    train_loop(0, config, model, optimizer, steps, stop, _NullQueue())
+    train_loop(0, config, SharedMemoryLink(config, model, optimizer, steps, stop), _NullQueue())
     timer.join()
     (t0, s0), (t1, s1) = samples
     return (s1 - s0) / (t1 - t0)

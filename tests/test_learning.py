@@ -11,7 +11,7 @@ import torch
 
 from a3c_core import A3CConfig, ActorCritic, make_env
 from a3c_core.evaluator import play_episode
-from a3c_core.shared import SharedAdam
+from a3c_core.shared import SharedAdam, SharedMemoryLink
 from a3c_core.worker import train_loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -73,7 +73,7 @@ def test_one_worker_learns_catch_in_this_process_deterministically():
     steps, stop = mp.Value("q", 0), threading.Event()
     judge = GreedyJudge(model, config, stop)
     start = time.monotonic()
-    train_loop(0, config, model, optimizer, steps, stop, judge)
+    train_loop(0, config, SharedMemoryLink(config, model, optimizer, steps, stop), judge)
     print(f"{steps.value:,} steps in {time.monotonic() - start:.1f} s; greedy means {judge.means}")
     assert judge.means and judge.means[-1][1] >= SINGLE_BAR, judge.means[-5:]
     assert judge.means[0][1] < 0  # it started where random play is

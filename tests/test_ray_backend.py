@@ -9,8 +9,6 @@ at the end of the module, and the module checks that none is left.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import inspect
 import json
 import os
 import shutil
@@ -238,21 +236,39 @@ def test_the_overhead_benchmark_refuses_an_out_it_cannot_write_in_one_sentence(t
         assert result.stderr.strip().splitlines()[-1].endswith(reason) and f"--out {out}" in result.stderr
 
 
-def test_the_ray_workers_loop_differs_from_the_local_one_only_where_weights_and_gradients_travel():
-    """Notebook 09 shows the diff of the two loops and says that only the transport differs: every
-    A3C step (rollout, loss, backward, clipping, the checks, reporting, episode ends) is the same line."""
-    from a3c_core.ray_actors import remote_train_loop
-    from a3c_core.worker import train_loop
-
-    def lines(function) -> list[str]:
-        return [line.strip() for line in inspect.getsource(function).splitlines()]
-
-    local, remote = lines(train_loop), lines(remote_train_loop)
-    changed = [line for line in difflib.ndiff(local, remote) if line.startswith(("- ", "+ "))]
-    for step in ("collect_rollout(", "rollout_loss(", ".backward()", "clip_grad_norm_(", "ensure_finite(",
-                 "reporter.update(", "env.reset(", "zero_grad("):
-        assert any(step in line for line in local) and any(step in line for line in remote), step
-        assert not any(step in line for line in changed if not line.lstrip("-+ ").startswith('"')), step
+def test_both_backends_run_the_one_worker_loop_each_through_its_own_link(cluster):
+    """Notebook 09: the Ray worker runs the local backend's own loop (``worker.train``); only the link
+    differs. A ServerLink loads the server's weights and pushes a gradient: one Adam step on the
+    server, the steps counted, the new weights back; once the server stops, ``pull`` says so."""
+    from a3c_core import ray_actors, worker
+    from a3c_core.shared import SharedMemoryLink
+    assert ray_actors.train is worker.train and not hasattr(ray_actors, "remote_train_loop")
+    for link in (ray_actors.ServerLink, SharedMemoryLink):
+        assert callable(link.pull) and callable(link.push), link
+    config = A3CConfig.preset("catch", workers=1)
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(config, 3)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=cluster, log_to_driver=False)
+    server = ray_actors.ParameterServer.remote(config, 3, model.state_dict(),
+                                               torch.optim.Adam(model.parameters()).state_dict(), 10)
+    try:
+        link, local = ray_actors.ServerLink(server), ActorCritic.from_config(config, 3)
+        assert link.pull(local) and link.steps == 10
+        assert all(torch.equal(a, b) for a, b in zip(local.parameters(), model.parameters()))
+        for parameter in local.parameters():
+            parameter.grad = torch.ones_like(parameter)
+        link.push(local, 30)
+        assert link.steps == 40 and ray.get(server.state.remote())["updates"] == 1
+        assert link.pull(local) and not torch.equal(local.policy.weight, model.policy.weight)  # Adam moved them
+        ray.get(server.stop.remote())
+        link.push(local, 30)
+        assert not link.pull(local) and link.steps == 70
+    finally:
+        ray.kill(server)
+        if started_here:
+            ray.shutdown()
 
 
 def test_a_diverged_ray_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, cluster):

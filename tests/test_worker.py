@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from a3c_core import A3CConfig, ActorCritic, make_env, worker
-from a3c_core.shared import SharedAdam
+from a3c_core.shared import SharedAdam, SharedMemoryLink
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
@@ -22,13 +22,18 @@ CONFIG = A3CConfig.preset("catch", height=40, width=40, hidden_size=16)
 EPISODE_LENGTH = 45
 
 
+def link(config: A3CConfig, shared: ActorCritic, optimizer: SharedAdam, steps=None) -> SharedMemoryLink:
+    """The local backend's link to ``shared``, with a fresh step counter unless ``steps`` is given."""
+    return SharedMemoryLink(config, shared, optimizer, mp.Value("q", 0) if steps is None else steps, threading.Event())
+
+
 def run_train_loop(config: A3CConfig, max_steps: int) -> tuple[ActorCritic, int, list[dict]]:
     """``worker.train_loop`` in this process until ``max_steps``: the shared model, the step count, the records."""
     torch.manual_seed(0)
     shared = ActorCritic.from_config(config, n_actions=3)
     optimizer = SharedAdam(shared.parameters(), lr=config.lr)
     steps, reports = mp.Value("q", 0), queue.Queue()
-    worker.train_loop(0, config.replace(max_steps=max_steps), shared, optimizer, steps, threading.Event(), reports)
+    worker.train_loop(0, config, link(config.replace(max_steps=max_steps), shared, optimizer, steps), reports)
     return shared, steps.value, [reports.get() for _ in range(reports.qsize())]
 
 
@@ -130,9 +135,9 @@ def test_an_annealed_learning_rate_reaches_zero_and_the_shared_weights_then_stop
         step()
 
     optimizer.step = watched_step
-    worker.train_loop(0, config.replace(max_steps=90), shared, optimizer, steps, threading.Event(), reports)
+    worker.train_loop(0, config, link(config.replace(max_steps=90), shared, optimizer, steps), reports)
     frozen = [p.detach().clone() for p in shared.parameters()]
-    worker.train_loop(0, config.replace(max_steps=150), shared, optimizer, steps, threading.Event(), reports)
+    worker.train_loop(0, config, link(config.replace(max_steps=150), shared, optimizer, steps), reports)
     assert [lr for _, lr in rates] == pytest.approx([config.lr * max(0.0, 1 - at / 90) for at, _ in rates])
     assert rates[0][1] > 0 and any(at >= 90 for at, _ in rates)  # it started above 0 and went on past 90 steps
     assert all(torch.equal(p, q) for p, q in zip(shared.parameters(), frozen))  # at rate 0 nothing moves
@@ -160,7 +165,7 @@ def test_a_non_finite_loss_stops_the_loop_before_the_shared_weights_change():
     before = [p.detach().clone() for p in shared.parameters()]
     optimizer = SharedAdam(shared.parameters(), lr=CONFIG.lr)
     with pytest.raises(FloatingPointError, match="the loss is nan at step"):
-        worker.train_loop(0, CONFIG, shared, optimizer, mp.Value("q", 0), threading.Event(), queue.Queue())
+        worker.train_loop(0, CONFIG, link(CONFIG, shared, optimizer), queue.Queue())
     assert all(torch.equal(p.nan_to_num(), b.nan_to_num()) for p, b in zip(shared.parameters(), before))
 
 
@@ -171,7 +176,7 @@ def test_a_non_finite_gradient_norm_stops_the_loop_before_the_optimizer_steps(mo
     before = [p.detach().clone() for p in shared.parameters()]
     optimizer = SharedAdam(shared.parameters(), lr=CONFIG.lr)
     with pytest.raises(FloatingPointError, match="the gradient's norm is inf at step 30"):
-        worker.train_loop(0, CONFIG, shared, optimizer, mp.Value("q", 0), threading.Event(), queue.Queue())
+        worker.train_loop(0, CONFIG, link(CONFIG, shared, optimizer), queue.Queue())
     assert all(torch.equal(p, b) for p, b in zip(shared.parameters(), before))
 
 
