@@ -38,6 +38,7 @@ from .config import PRESETS, A3CConfig
 from .course import open_lab
 from .curves import WINDOW, moving_average
 from .envs import make_env
+from .files import check_writable
 from .evaluator import FINAL_SEED, evaluation_config, final_evaluation, play_episode
 from .plots import save_gif
 from .resources import core_limits, default_workers
@@ -142,15 +143,17 @@ def train(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if args.resume:
         trainer = Trainer.from_checkpoint(args.resume, **overrides)
+        config = trainer.config
     else:
         if "workers" not in overrides:  # the preset's, but no more than the cores this process may use
             workers = overrides["workers"] = default_workers(A3CConfig.preset(args.preset).workers)
             print(f"[a3c] {workers} worker{'s' if workers > 1 else ''}: this process may use "
                   f"{core_limits().describe()} (--workers N to choose)", file=sys.stderr)
         config = A3CConfig.preset(args.preset, **overrides)
-        run_dir = Path(config.run_dir) / args.name if args.name else None
-        trainer = Trainer(config, run_dir=run_dir)
-    config = trainer.config
+    if overrides.get("ray_address") and config.backend != "ray":  # before a new run's folder is made
+        raise ValueError(f"--ray-address is for the Ray backend (this run's is {config.backend!r}): add --backend ray")
+    if not args.resume:
+        trainer = Trainer(config, run_dir=Path(config.run_dir) / args.name if args.name else None)
     trainer.start()  # before the progress bar: a run that cannot start says why in one line
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
@@ -208,11 +211,14 @@ def play(args: argparse.Namespace) -> int:
     # wait for each other: 600 greedy steps took 83 s with 2 threads, 0.5 s with one
     # (benchmarks/play_threads.py).
     torch.set_num_threads(1)
+    for option, value, least in (("--episodes", args.episodes, 1), ("--seed", args.seed, 0)):
+        if value < least:
+            raise ValueError(f"{option} must be >= {least}, got {value}")
+    if args.gif:
+        check_writable(args.gif, "--gif")  # now, not after the game
     model, config, _ = load_model(args.checkpoint)
-    sticky = config.eval_sticky_action_prob if args.sticky_action_prob is None else args.sticky_action_prob
-    config = config.replace(sticky_action_prob=sticky)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    config = config.replace(sticky_action_prob=config.eval_sticky_action_prob if args.sticky_action_prob is None
+                            else args.sticky_action_prob)
     env = make_env(config, render_mode="rgb_array")
     players = {"agent": model, "random": None} if args.vs_random else {"agent": model}
     means = {}

@@ -31,7 +31,7 @@ import torch
 
 from .config import A3CConfig
 from .curves import curve_from_evals, curve_path, write_curve
-from .files import atomic_write
+from .files import atomic_write, check_writable
 from .model import ActorCritic
 
 FORMAT = "a3c-lab/2"
@@ -176,6 +176,12 @@ def export_agent(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: 
     the summary it returns (config, steps, minutes, final evaluator scores, the weights' precision,
     plus ``extra``, e.g. the command and the machine).
     """
+    if Path(path).suffix != ".pt":
+        raise CheckpointError(f"an agent is written as a .pt file (its record goes beside it as .json), got {path}")
+    if Path(path).resolve() == Path(checkpoint).resolve():
+        raise CheckpointError(f"{path} is the checkpoint itself: an export replaces it with a play-only copy "
+                              "(the run could not resume); choose another name")
+    check_writable(path, "the agent")
     load_model(checkpoint)  # refuses a checkpoint whose weights do not fit its config before anything is written
     payload = load_checkpoint(checkpoint)
     evals = payload["history"].get("evals", [])

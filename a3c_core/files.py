@@ -33,3 +33,15 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Before long work that ends in writing ``path``: raise ``ValueError`` now, in one sentence
+    naming ``what`` (an option, a role), if it could not be written then."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder: give the path of a file to write")
+    if not path.parent.is_dir():
+        raise ValueError(f"{what} {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"{what} {path}: the folder {path.parent} is not writable")

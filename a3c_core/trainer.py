@@ -242,9 +242,14 @@ class Trainer:
         """A stopped trainer that continues where ``path`` left off (weights, Adam state, counters, history),
         by default in the checkpoint's run folder. ``overrides`` change config fields (``workers=4``,
         ``lr=1e-4``, ``max_minutes=30`` ...: each takes effect), except the game and the model's shape
-        (:meth:`A3CConfig.resumed`)."""
-        config, payload = load_run(path, **overrides)
+        (:meth:`A3CConfig.resumed`). ``path`` may also be a run folder: its newest checkpoint."""
         path = Path(path)
+        if path.is_dir():
+            newest = RunFolder(path.parent if path.name == "checkpoints" else path).checkpoints()[-1:]
+            if not newest:
+                raise CheckpointError(f"{path} is a folder without checkpoints: give a run folder or a checkpoint")
+            path = newest[0]
+        config, payload = load_run(path, **overrides)
         trainer = cls(config, run_dir=run_dir or RunFolder.of_checkpoint(path).path, verbose=verbose)
         restore_run(path, payload, trainer.model, trainer.optimizer)
         trainer.shared_steps.value = int(payload["counters"]["steps"])

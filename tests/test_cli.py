@@ -61,6 +61,51 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "sticky_action_prob must be between 0 and 1" in result.stderr
 
+    # --resume with the run folder: its newest checkpoint
+    result = subprocess.run(CLI + ["train", "--resume", str(run), "--max-steps", "1800"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    newest = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
+    assert newest >= 1800 and "catch: " in result.stdout
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("args, message", [(["--seed", "-1"], "--seed must be >= 0, got -1"),
+                                           (["--episodes", "0"], "--episodes must be >= 1"),
+                                           (["--gif", "{tmp}/missing/pong.gif"], "the folder {tmp}/missing does not exist"),
+                                           (["--gif", "{tmp}"], "--gif {tmp} is a folder")])
+def test_play_refuses_bad_options_in_one_sentence_before_it_plays(args, message, tmp_path):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    result = subprocess.run(CLI + ["play", "data/pong-fast.pt"] + args, capture_output=True, text=True, timeout=120,
+                            cwd=REPO)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1  # one sentence
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert not (tmp_path / "missing").exists()  # nothing made on the way
+
+
+def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path):
+    import shutil
+    checkpoint = tmp_path / "agent.pt"
+    shutil.copy(os.path.join(REPO, "data", "pong-fast.pt"), checkpoint)
+    before = checkpoint.read_bytes()
+    for output, message in ((checkpoint, "is the checkpoint itself"), (tmp_path / "agent.json", "as a .pt file")):
+        result = subprocess.run(CLI + ["export", str(checkpoint), str(output)], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert checkpoint.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["agent.pt"]
+
+
+def test_a_ray_address_without_the_ray_backend_is_one_sentence_and_makes_no_run_folder(tmp_path):
+    result = subprocess.run(CLI + ["train", "--preset", "catch", "--ray-address", "127.0.0.1:6379", "--run-dir",
+                                   str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("error: --ray-address is for the Ray backend (this run's is "
+                                                      "'local'): add --backend ray")
+    assert not (tmp_path / "runs").exists()
+
 
 
 def test_evaluate_plays_fresh_sticky_games_against_random_and_stores_them_in_the_agents_record(tmp_path):
