@@ -104,7 +104,26 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{path} is not a complete a3c-lab checkpoint: it lacks {', '.join(missing)}")
+    damaged = damaged_parts(payload)
+    if damaged:
+        raise CheckpointError(f"{path} is damaged: {', '.join(damaged)} {'is' if len(damaged) == 1 else 'are'} "
+                              "not what an a3c-lab checkpoint holds there")
     return payload
+
+
+def damaged_parts(payload: dict[str, Any]) -> list[str]:
+    """The parts of a checkpoint's ``payload`` whose kind is wrong (a hand-edited or damaged file)."""
+    kinds = {"config": dict, "model": dict, "counters": dict, "history": dict, "optimizer": dict}
+    damaged = [key for key, kind in kinds.items() if key in payload and not isinstance(payload[key], kind)]
+    if "counters" not in damaged:
+        damaged += [f"counters[{key!r}]" for key in ("steps", "elapsed")
+                    if not isinstance(payload["counters"].get(key), (int, float))]
+    if "history" not in damaged:
+        damaged += [f"history[{key!r}]" for key, value in payload["history"].items() if not isinstance(value, list)]
+    if "optimizer" in payload and "optimizer" not in damaged and not (
+            isinstance(payload["optimizer"].get("state"), dict) and isinstance(payload["optimizer"].get("param_groups"), list)):
+        damaged.append("optimizer")
+    return damaged
 
 
 def save_run(path: str | os.PathLike, config: A3CConfig, model: ActorCritic, optimizer: torch.optim.Optimizer,
@@ -134,7 +153,7 @@ def restore_run(path: str | os.PathLike, payload: dict[str, Any], model: ActorCr
     load_weights(model, path, payload["model"])
     try:
         optimizer.load_state_dict(payload["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as error:
+    except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: its optimizer state does not fit the model: {error}") from error
 
 

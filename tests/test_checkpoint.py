@@ -156,3 +156,27 @@ def test_a_missing_or_foreign_record_is_one_sentence(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match=r"list\.json is not an agent's record \(it has no 'config'\)"):
         read_record(tmp_path / "list.pt")
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda p: p["counters"].pop("steps"), "counters['steps'] is"),
+    (lambda p: p.update(history=[1, 2]), "history is"),
+    (lambda p: p["history"].update(evals=5), "history['evals'] is"),
+    (lambda p: p.update(optimizer="garbage"), "optimizer is"),
+    (lambda p: p.update(optimizer={"state": [], "param_groups": 7}), "optimizer is"),
+])
+def test_a_damaged_checkpoint_is_one_sentence_naming_the_part(tmp_path, damage, named):
+    broken = payload()
+    damage(broken)
+    path = save_checkpoint(tmp_path / "a.pt", broken)
+    with pytest.raises(CheckpointError, match=f"a.pt is damaged: {named.replace('[', '.').replace(']', '.')}"):
+        load_checkpoint(path)
+
+
+def test_an_optimizer_state_of_the_wrong_shape_is_refused_when_a_run_resumes(tmp_path):
+    from a3c_core import Trainer
+    broken = payload()
+    broken["optimizer"]["state"] = {0: {"step": None, "exp_avg": "x"}}  # torch raises TypeError for this
+    path = save_checkpoint(tmp_path / "run" / "checkpoints" / "step-000000000012.pt", broken)
+    with pytest.raises(CheckpointError, match="its optimizer state does not fit the model"):
+        Trainer.from_checkpoint(path, verbose=False)
