@@ -72,8 +72,18 @@ def row_spans(frame: np.ndarray, colour: tuple[int, int, int]) -> list[tuple[int
     return [(int(first), int(last)) for first, last in zip(firsts, lasts)]
 
 
+def check_image(image: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` unless ``image`` is a non-empty ``(h, w, 3)`` numpy array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        shape = image.shape if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"{what} expects an RGB image of shape (rows, columns, 3) with at least one pixel, got {shape}")
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
-    """uint8 0..255 -> float32 0..1, same shape."""
+    """uint8 0..255 -> float32 0..1, same shape (any: RGB, gray, a stack)."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise ValueError(f"normalize expects a uint8 image with at least one pixel, got "
+                         f"{image.shape if isinstance(image, np.ndarray) else type(image).__name__}")
     if image.dtype != np.uint8:
         raise ValueError(f"normalize expects a uint8 image (0..255), got dtype {image.dtype}")
     return image.astype(np.float32) / 255.0
@@ -84,10 +94,13 @@ def resize(image: np.ndarray, height: int, width: int, grayscale: bool = False) 
 
     Uses area interpolation, which averages pixels when shrinking, so a thin ball does not vanish.
     """
+    check_image(image, "resize")
     if grayscale:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    if image.dtype.kind == "f" and not np.isfinite(image.max()):  # the result is checked: it is the smaller array
+        raise ValueError("resize got an image with values that are not numbers (NaN or infinite)")
     return image.reshape(height, width, -1)
 
 

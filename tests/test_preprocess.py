@@ -131,3 +131,20 @@ def test_four_frame_queue_is_filled_at_reset_and_keeps_the_newest_last():
     first, _ = one.reset(seed=4)
     for k in range(4):
         np.testing.assert_array_equal(stacked[3 * k: 3 * k + 3], first)
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((160, 160), np.float32), r"resize expects an RGB image of shape \(rows, columns, 3\).*got \(160, 160\)"),
+    (np.zeros((0, 160, 3), np.float32), r"with at least one pixel, got \(0, 160, 3\)"),
+    (np.full((160, 160, 3), np.nan, np.float32), "not numbers"),
+    ([[0.5]], "got list"),
+])
+def test_resize_refuses_what_is_not_an_image_in_one_sentence(image, message):
+    for grayscale in (False, True):
+        with pytest.raises(ValueError, match=message):
+            resize(image, 80, 80, grayscale=grayscale)
+
+
+def test_normalize_refuses_an_empty_image():
+    with pytest.raises(ValueError, match="at least one pixel"):
+        normalize(np.zeros((0, 160, 3), np.uint8))
