@@ -130,7 +130,10 @@ class RunFolder:
         """Every GIF of the run (``gifs/*.gif``: all sessions'), oldest first."""
         return sorted(self.gif_dir.glob("*.gif"), key=lambda path: path.stat().st_mtime)
 
-    def rotate(self, keep: int) -> None:
-        """Delete all but the newest ``keep`` checkpoints."""
+    def rotate(self, keep: int, spare: Path | None = None) -> None:
+        """Delete all but the newest ``keep`` checkpoints, and ``spare`` (the one a resumed run came
+        from: a notebook or a script may hold its path and resume from it again)."""
+        spared = spare.resolve() if spare is not None else None
         for old in self.checkpoints()[:-keep]:
-            old.unlink(missing_ok=True)
+            if old.resolve() != spared:
+                old.unlink(missing_ok=True)

@@ -58,6 +58,7 @@ class Trainer:
         self.listeners = self._listeners.extra  # yours: called with every record
         self.latest_frame: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
+        self.resumed_from: Path | None = None  # the checkpoint this run continued from (never rotated away)
         self.failure: str | None = None        # why the run stopped itself, if it failed
         self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
         self.shared_steps = process_context().Value("q", 0)  # the workers add to it, under its lock
@@ -226,7 +227,7 @@ class Trainer:
             self.saved_at = time.monotonic()
             if path is None:
                 self.last_checkpoint = target
-                self.folder.rotate(self.config.keep_checkpoints)
+                self.folder.rotate(self.config.keep_checkpoints, spare=self.resumed_from)
         return target
 
     def _save_or_say(self) -> None:
@@ -255,7 +256,7 @@ class Trainer:
         trainer.shared_steps.value = int(payload["counters"]["steps"])
         trainer._elapsed_before = float(payload["counters"]["elapsed"])
         trainer._listeners.history = History.from_dict(payload["history"])
-        trainer.last_checkpoint = path
+        trainer.last_checkpoint = trainer.resumed_from = path
         trainer._listeners.rewrite_metrics = True  # at start(): what came after the checkpoint never happened
         trainer._listeners.gifs.milestone(trainer.elapsed)  # milestones already passed are not recorded again
         return trainer

@@ -317,6 +317,19 @@ def test_killing_the_evaluator_in_the_middle_of_its_frames_never_freezes_the_rea
 
 
 # ------------------------------------------------------------------------------------ checkpoint names
+def test_a_resumed_run_never_rotates_away_the_checkpoint_it_came_from(tmp_path: Path) -> None:
+    """Notebook 05 keeps the path it resumed from; re-running its resume cell must find the file."""
+    _, origin = saved_run(tmp_path, keep_checkpoints=1)
+    resumed = Trainer.from_checkpoint(origin, verbose=False)
+    for steps in (10, 20, 30):
+        resumed.shared_steps.value = steps
+        newest = resumed.save()
+    assert origin.exists() and newest.exists()
+    assert [p.name for p in resumed.folder.checkpoints()] == [origin.name, newest.name]  # the rest rotated
+    again = Trainer.from_checkpoint(origin, verbose=False)  # the cell, run a second time
+    assert again.steps == 0
+
+
 def test_two_saves_at_the_same_step_keep_both_and_names_match_their_steps(tmp_path: Path) -> None:
     trainer, first = saved_run(tmp_path, keep_checkpoints=5)
     second = trainer.save()
