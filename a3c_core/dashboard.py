@@ -94,8 +94,8 @@ def wait_while_training(trainer: Trainer, minutes: float | None = None,
     checkpoint is then written), until ``until(trainer)`` is true, or for at most ``minutes``.
 
     Interrupting the kernel (the ■ button) ends only the wait, quietly: it prints "stopped waiting"
-    instead of a ``KeyboardInterrupt`` traceback, so *Run All* goes on with the next cell, and the
-    training goes on too. Returns whether the run has stopped.
+    instead of a ``KeyboardInterrupt`` traceback, so *Run All* goes on with the next cell; the run is
+    not stopped by it. Returns whether the run has stopped.
     """
     deadline = float("inf") if minutes is None else time.monotonic() + 60 * minutes
     try:
@@ -104,7 +104,7 @@ def wait_while_training(trainer: Trainer, minutes: float | None = None,
             if left <= 0 or trainer.wait(timeout=min(0.5, left)):
                 break
     except KeyboardInterrupt:
-        print("stopped waiting; the training goes on (Stop, or trainer.stop(), ends it)")
+        print("stopped waiting while the run still trains (Stop, or trainer.stop(), ends it)")
     return not trainer.running
 
 

@@ -61,6 +61,7 @@ class Trainer:
         self.resumed_from: Path | None = None  # the checkpoint this run continued from (never rotated away)
         self.failure: str | None = None        # why the run stopped itself, if it failed
         self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
+        self._saved_state: tuple | None = None  # _state() at the last checkpoint
         self.shared_steps = process_context().Value("q", 0)  # the workers add to it, under its lock
         self._session: Supervisor | None = None  # the latest start()'s
         self._lock, self._save_lock = threading.Lock(), threading.Lock()
@@ -216,19 +217,32 @@ class Trainer:
     # -------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint (default ``checkpoints/step-<steps>.pt`` in the run folder, keeping the last
-        ``keep_checkpoints``). Weights that are not finite are never saved: ``CheckpointError``."""
+        ``keep_checkpoints``). Weights that are not finite are never saved: ``CheckpointError``.
+        A stopped run that has not changed since its last checkpoint is not saved again: that
+        checkpoint's path is returned (a second copy would only push an older one out)."""
         with self._save_lock:
+            unchanged = (path is None and not self.running and self.last_checkpoint is not None
+                         and self.last_checkpoint.exists() and self._saved_state == self._state())
+            if unchanged:
+                self._say(f"nothing changed since {self.last_checkpoint.name}: not saved again")
+                return self.last_checkpoint
             if self._session is not None:
                 self._session.group.sync()  # the Ray backend's state lives in its server: copy it here first
             steps = self.steps  # read once: the file's name and the count inside it agree
             target = self.folder.checkpoint_path(steps) if path is None else Path(path)
             save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},
                      self.history.to_dict(), self.action_names)
-            self.saved_at = time.monotonic()
+            self.saved_at, self._saved_state = time.monotonic(), self._state()
             if path is None:
                 self.last_checkpoint = target
                 self.folder.rotate(self.config.keep_checkpoints, spare=self.resumed_from)
         return target
+
+    def _state(self) -> tuple:
+        """What a checkpoint records that can change: steps, training time, the history's lengths."""
+        history = self.history
+        return (self.steps, self.elapsed, len(history.evals), len(history.episodes), len(history.losses),
+                len(history.errors))
 
     def _save_or_say(self) -> None:
         """A save from the run's own machinery (periodic, final): a failure is said, not raised."""

@@ -332,7 +332,9 @@ def test_a_resumed_run_never_rotates_away_the_checkpoint_it_came_from(tmp_path: 
 
 def test_two_saves_at_the_same_step_keep_both_and_names_match_their_steps(tmp_path: Path) -> None:
     trainer, first = saved_run(tmp_path, keep_checkpoints=5)
-    second = trainer.save()
+    assert trainer.save() == first and len(trainer.folder.checkpoints()) == 1  # nothing changed: no copy
+    trainer.history.evals.append({"steps": 0, "elapsed": 0.0, "score": 1.0, "reward": 1.0, "length": 45})
+    second = trainer.save()  # the same step, something new: a second file beside the first
     assert first != second and first.exists() and second.exists()
     trainer.shared_steps.value = 42
     third = trainer.save()
