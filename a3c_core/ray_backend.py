@@ -24,7 +24,7 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 from .config import A3CConfig
 from .model import ActorCritic
 from .processes import CRASH_WINDOW, MAX_CRASHES
-from .ray_actors import EvaluatorActor, Mailbox, ParameterServer, WorkerActor, load_flat
+from .ray_actors import EvaluatorActor, Mailbox, ParameterServer, WorkerActor
 from .resources import usable_cores
 
 
@@ -100,6 +100,9 @@ class RayGroup:
         self._crashes: dict[str, list[float]] = {}
         self._failure: str | None = None
         self._started_ray = self._stopped = False
+        self._known: dict[str, tuple[int, str]] = {}  # each actor's (pid, node id), once it answered
+        self._asked: dict[str, Any] = {}              # the answers still awaited
+        self._asked_at = 0.0
 
     def start(self, model: ActorCritic, optimizer: torch.optim.Optimizer, steps: Any) -> None:
         """Connect (:func:`connect`), then start the server from ``model`` and ``optimizer``'s state and
@@ -125,18 +128,26 @@ class RayGroup:
             self._runs[name] = actor.evaluate.remote() if name == "evaluator" else actor.train.remote()
 
     def _places(self) -> dict[str, tuple[int, str]]:
-        """``(pid, node id)`` of each actor that answers within 10 s (one still starting does not)."""
+        """``(pid, node id)`` of each actor that has answered. An actor's place changes only when Ray
+        restarts it, which it reports: so each actor is asked once (again after a restart), and one
+        still starting is asked again at most once a second, without waiting for its answer."""
         if self._stopped:
             return {}
-        asked = {name: actor.place.remote() for name, actor in self._actors.items()}
-        ready, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=10)
-        places = {}
-        for name, answer in asked.items():
-            try:
-                places[name] = ray.get(answer) if answer in ready else None
-            except RayError:  # an actor that died meanwhile
-                places[name] = None
-        return {name: place for name, place in places.items() if place is not None}
+        now = time.monotonic()
+        for name, answer in list(self._asked.items()):
+            ready, _ = ray.wait([answer], timeout=0)
+            if ready:
+                del self._asked[name]
+                try:
+                    self._known[name] = ray.get(answer)
+                except RayError:  # an actor that died meanwhile: asked again later
+                    pass
+        if now - self._asked_at >= 1.0:
+            self._asked_at = now
+            for name, actor in self._actors.items():
+                if name not in self._known and name not in self._asked:
+                    self._asked[name] = actor.place.remote()
+        return dict(self._known)
 
     def pids(self) -> dict[str, int]:
         """PIDs of the live actors' processes, by name (on whichever node they run)."""
@@ -154,6 +165,7 @@ class RayGroup:
             for record in records:
                 if record.get("restarted"):
                     self._crashed(record["source"], "its process died")
+                    self._known.pop(record["source"], None)  # a new process, perhaps on another node
             if records or time.monotonic() >= deadline:
                 return records
             time.sleep(0.05)
@@ -169,11 +181,10 @@ class RayGroup:
             self.say(f"{name} crashed ({how}) and was restarted")
 
     def check(self) -> tuple[list[dict[str, Any]], str | None]:
-        """Bring the server's weights and step count to the trainer; look after finished calls: a
+        """Bring the server's step count to the trainer; look after finished calls: a
         Python exception is reported and the call restarted, a divergence or an actor Ray could not
         bring back fails the run. Returns ``(records, failure)``."""
-        weights, self.steps.value, _ = ray.get(self.server.pull.remote())
-        load_flat(self.model, weights)
+        self.steps.value, _ = ray.get(self.server.progress.remote())  # the weights come at sync()
         records: list[dict[str, Any]] = []
         done, _ = ray.wait(list(self._runs.values()), num_returns=len(self._runs), timeout=0)
         for name, run in [(name, run) for name, run in self._runs.items() if run in done]:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def test_workers_spread_over_both_nodes_on_the_loopback_and_no_actor_is_left_aft
     trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
     trainer.start()
     wait_for(lambda: trainer.steps > 200, 120, "the first steps")
+    wait_for(lambda: len(trainer.process_ids()) == 3, 30, "every actor to say where it runs")
     pids, nodes = trainer.process_ids(), trainer._session.group.nodes()
     # while the run trains, every socket of the Ray processes (services and actors) is on 127.0.0.1
     sockets = [(c.laddr, c.raddr) for p in psutil.process_iter() if p.name().startswith(("raylet", "gcs_server", "ray::"))
@@ -110,10 +112,34 @@ def test_workers_spread_over_both_nodes_on_the_loopback_and_no_actor_is_left_aft
     assert trainer.process_ids() == {} and not ray.is_initialized()
 
 
+def test_status_makes_no_remote_call_once_the_actors_are_placed(tmp_path, cluster, monkeypatch):
+    """The dashboard asks for the status four times a second: on Ray that must not cost a round trip to
+    every actor (their places are asked once) nor the weights (progress is the server's step count)."""
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=2), verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.steps > 200 and len(trainer.process_ids()) == 3, 120, "the actors placed")
+        calls, me = [], threading.current_thread()  # this thread's calls: the reader's own check() goes on
+        for name in ("get", "wait"):
+            real = getattr(ray, name)
+            monkeypatch.setattr(ray, name, lambda *args, _real=real, _name=name, **kwargs:
+                                (threading.current_thread() is me and calls.append(_name)) or _real(*args, **kwargs))
+        pulls = []
+        server_pull = trainer._session.group.server.pull
+        monkeypatch.setattr(trainer._session.group.server, "pull", type("Counted", (), {
+            "remote": staticmethod(lambda *a: pulls.append(1) or server_pull.remote(*a))})())
+        for _ in range(40):
+            status = trainer.status()
+        assert status["processes_alive"] == 3 and calls == [], calls
+        steps = trainer.steps
+        wait_for(lambda: trainer.steps > steps, 30, "the step count to come from the server")  # check() each second
+        assert pulls == [], "the reader pulled the weights to learn the step count"
+        monkeypatch.undo()
+
+
 def test_a_killed_worker_actor_is_restarted_and_training_goes_on(tmp_path, cluster):
     trainer = Trainer(catch(tmp_path, cluster, max_minutes=3), verbose=False)
     with trainer:
-        wait_for(lambda: trainer.steps > 500, 120, "the first steps")
+        wait_for(lambda: trainer.steps > 500 and "worker 1" in trainer.process_ids(), 120, "the first steps")
         victim = trainer.process_ids()["worker 1"]
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: trainer.restarts == 1, 60, "the restart")
