@@ -168,7 +168,8 @@ class Trainer:
         self.wait(4 * STOP_TIMEOUT)
 
     def process_ids(self) -> dict[str, int]:
-        """PIDs of the live child processes, by name."""
+        """PIDs of the live child processes, by name (on Ray: the actors that have said where they run;
+        one still starting appears at a later call)."""
         return self._session.group.pids() if self._session is not None and self.running else {}
 
     @property

@@ -83,6 +83,9 @@ def measure_run(config: A3CConfig, warmup: float, seconds: float) -> tuple[float
         if not trainer.running:
             raise SystemExit(f"the {config.backend} run stopped before its first step: {trainer.failure}")
         time.sleep(warmup)
+        deadline = time.monotonic() + 60
+        while len(trainer.process_ids()) < config.workers + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)  # on Ray, each actor says where it runs once asked (process_ids asks)
         children = {pid: name for name, pid in trainer.process_ids().items()}
         cpu0, steps0, t0 = cpu_seconds(children), trainer.steps, time.monotonic()
         time.sleep(seconds)
