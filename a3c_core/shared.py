@@ -95,6 +95,7 @@ class SharedMemoryLink:
     """How a worker on this machine reaches the one model: through shared memory.
 
     Args:
+        config: the run's settings (``max_steps``; ``lr_at``, the learning rate of a step count).
         shared_model: the model in shared memory (``share_memory()`` was called).
         optimizer: the :class:`SharedAdam` over ``shared_model``'s parameters.
         steps: a shared ``multiprocessing.Value`` counting agent steps of all workers.
