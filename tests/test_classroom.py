@@ -80,7 +80,9 @@ class Kernel:
         self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=600)
 
     def run(self, code: str, timeout: float) -> tuple[str, list[str]]:
-        """Execute ``code``; its printed output and its errors (``ename: evalue``)."""
+        """Execute ``code``; its printed output and its errors (``ename: evalue``). Done at the reply
+        *and* the kernel's "idle" for this request: the reply comes on the shell channel and may
+        overtake the last output, which comes on IOPub before that "idle"."""
         msg_id = uuid.uuid4().hex
         self.ws.send(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": self.session,
@@ -89,6 +91,7 @@ class Kernel:
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}))
         out, errors, deadline = [], [], time.monotonic() + timeout
+        replied = idle = False
         while time.monotonic() < deadline:
             frame = self.ws.recv()
             if isinstance(frame, bytes):  # a message with binary buffers: the dashboard's images
@@ -102,6 +105,10 @@ class Kernel:
             elif kind == "error":
                 errors.append(f"{content['ename']}: {content['evalue']}")
             elif kind == "execute_reply":
+                replied = True
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+            if replied and idle:
                 return "".join(out), errors
         raise TimeoutError(f"no reply within {timeout:.0f} s to {code[:60]!r}")
 
