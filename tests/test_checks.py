@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from a3c_core import checks, preprocess
+from a3c_core import checks, loss, model, preprocess, shared
 from a3c_core.checks import CheckResult
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
@@ -105,6 +106,65 @@ def test_float64_answers_are_compared_as_numbers() -> None:
     assert checks.value_loss(lambda v, r: ((r.double() - v.double()) ** 2).sum()).passed
 
 
+def wrap_in_two_steps(frame):
+    """A student's wrapper that reaches the package's crop through an alias and a helper of its own."""
+    from a3c_core.preprocess import crop as cut
+
+    def helper(f):
+        return cut(f)
+
+    return helper(frame)
+
+
+#: (check, a submission that only hands the work to the package's own answer, what the verdict names)
+WRAPPERS = [
+    (checks.crop, lambda f: preprocess.crop(f), "preprocess.crop"),
+    (checks.crop, wrap_in_two_steps, "preprocess.crop"),
+    (checks.crop, lambda f: checks.crop.reference(f), "preprocess.crop"),
+    (checks.normalize, lambda im: preprocess.normalize(im), "preprocess.normalize"),
+    (checks.state, lambda f, h, w: preprocess.preprocess(f, h, w), "preprocess.preprocess"),
+    (checks.conv_output_size, lambda n: model.conv_output_size(n), "model.conv_output_size"),
+    (checks.conv_params, lambda i, o, k: checks.conv_params.reference(i, o, k), "checks.conv_params.reference"),
+    (checks.run_sequence, lambda net, states: checks.run_sequence.reference(net, states),
+     "checks.run_sequence.reference"),
+    (checks.copy_gradients, lambda local, shared_model: shared.copy_gradients(local, shared_model),
+     "shared.copy_gradients"),
+    (checks.n_step_returns, lambda r, b, g: loss.n_step_returns(r, b, g), "loss.n_step_returns"),
+    # with gamma 0 and no bootstrap, the returns are the rewards: a3c_loss gives exactly the asked term
+    (checks.value_loss, lambda v, r: loss.a3c_loss(r.tolist(), v, torch.zeros(len(v)), torch.zeros(len(v)),
+                                                   0.0, 0.0).value, "loss.a3c_loss"),
+    (checks.policy_loss, lambda lp, v, r: loss.a3c_loss(r.tolist(), v, lp, torch.zeros(len(v)), 0.0, 0.0).policy,
+     "loss.a3c_loss"),
+    (checks.bytes_per_update, lambda n: checks.bytes_per_update.reference(n), "checks.bytes_per_update.reference"),
+]
+
+
+@pytest.mark.parametrize(("check", "wrapper", "called"), WRAPPERS,
+                         ids=[f"{check.__name__}-{i}" for i, (check, _, _) in enumerate(WRAPPERS)])
+def test_a_function_that_calls_the_packages_answer_does_not_pass(check, wrapper, called) -> None:
+    result = check(wrapper)
+    assert_fails(result, f"calls {called}", "yourself")
+    assert sys.getprofile() is None, "the check must take its profile hook away again"
+
+
+def test_the_wrapper_guard_leaves_a_profiler_of_the_students_in_place() -> None:
+    def profiler(frame, event, arg):
+        return None
+
+    sys.setprofile(profiler)
+    try:
+        assert not checks.crop(lambda f: preprocess.crop(f)).passed
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+
+
+def test_package_helpers_that_are_not_the_answer_may_be_used() -> None:
+    """The state exercise may use preprocess.resize and to_channels_first (the reference solution does)."""
+    assert "preprocess.resize" in inspect.getsource(S01.my_state)
+    assert checks.state(S01.my_state).passed
+
+
 def test_passing_the_result_instead_of_the_function_is_explained() -> None:
     result = checks.crop(np.zeros((210, 160, 3), np.uint8))
     assert not result.passed and "without calling it" in result.message
@@ -150,7 +210,7 @@ def test_state_wrong_answers() -> None:
     not_normalized = lambda f, h, w: preprocess.to_channels_first(  # noqa: E731
         preprocess.resize(preprocess.crop(f), h, w).astype(np.float32))
     assert_fails(checks.state(not_normalized), "0..1")
-    fixed_size = lambda f, h, w: preprocess.preprocess(f)  # noqa: E731
+    fixed_size = lambda f, h, w: S01.my_state(f, 160, 160)  # noqa: E731
     assert_fails(checks.state(fixed_size), "should have shape (3, 80, 80)")
     assert_fails(checks.state(lambda f, h, w: S01.my_state(f, h, w).astype(float)), "dtype float64")
     assert_fails(checks.state(lambda f, h, w: S01.my_state(f, h, w) * 0.5), "pixels differ")
