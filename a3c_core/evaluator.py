@@ -32,12 +32,14 @@ from .envs import make_env
 from .model import ActorCritic
 from .processes import parent_alive, release_queue_if_orphaned, send, setup_child_process
 
-#: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``).
+#: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``, or from
+#: ``worker.RESTART_SEED`` on when they start in the middle of a run).
 EVAL_SEED_OFFSET = 10_000
 #: The evaluator's steps are at most the workers' (counted from the evaluator's start) divided by this.
 WORKER_STEPS_PER_EVAL_STEP = 4
 #: First seed of a final evaluation's games, far above every seed a training run uses (workers
-#: ``seed + rank``, the evaluator ``10,000 + seed + steps``): those games were never played in training.
+#: ``seed + rank`` or from 2,000,000,000 on, the evaluator ``10,000 + seed + steps``): those games were never
+#: played in training.
 FINAL_SEED = 1_000_000_000
 
 

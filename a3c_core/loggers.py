@@ -34,6 +34,8 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
     if kind == "losses":
         values = {"loss/policy": record["policy_loss"], "loss/value": record["value_loss"],
                   "loss/entropy": record["entropy"]}
+        if "grad_norm" in record:  # runs made before it was reported lack it
+            values["loss/grad_norm"] = record["grad_norm"]
         if "frames_per_second" in record:
             values["speed/frames_per_second"] = record["frames_per_second"]
         return values

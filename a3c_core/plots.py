@@ -112,6 +112,41 @@ def reward_figure(history: Any, x: str = "frames", frames_per_step: int = 1, win
     return fig
 
 
+#: The panels of :func:`losses_figure`: the record's key and the panel's title.
+LOSS_PANELS = (("policy_loss", "policy loss"), ("value_loss", "value loss"), ("entropy", "entropy per step"),
+               ("grad_norm", "gradient norm, before clipping"))
+
+
+def losses_figure(history: Any, max_grad_norm: float, x: str = "frames", frames_per_step: int = 1,
+                  title: str = "", size: tuple[float, float] = (11.0, 2.8)) -> Figure:
+    """Four panels against ``x``, one line per worker: the policy loss, the value loss, the entropy per
+    step and the gradient's norm before clipping, each a mean over ``worker.LOSS_REPORT_EVERY`` updates
+    (``history.losses`` records). A dashed line marks ``max_grad_norm``: above it, the gradient is
+    scaled down to it before the update. Records of runs made before the norm was reported lack it;
+    that panel then stays empty."""
+    fig = Figure(figsize=size, dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    panels = fig.subplots(1, len(LOSS_PANELS), sharex=True)
+    by_rank: dict[int, list[dict[str, Any]]] = {}
+    for record in history.losses:
+        by_rank.setdefault(record["rank"], []).append(record)
+    for axes, (key, name) in zip(panels, LOSS_PANELS):
+        for rank, records in sorted(by_rank.items()):
+            kept = [r for r in records if key in r]
+            axes.plot(x_values(kept, x, frames_per_step), [r[key] for r in kept], lw=1.2, label=f"worker {rank}")
+        axes.set_title(name, fontsize=10)
+        axes.set_xlabel(X_AXES[x])
+        axes.grid(alpha=0.3)
+        axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    norm = panels[-1]
+    norm.axhline(max_grad_norm, ls="--", color="black", lw=1, label=f"max_grad_norm = {max_grad_norm:g}")
+    norm.set_yscale("log")
+    norm.legend(loc="upper left", bbox_to_anchor=(0, -0.3), fontsize=7, ncols=3, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
 def curves_figure(curves: dict[str, dict[str, np.ndarray]], x: str = "frames", title: str = "",
                   size: tuple[float, float] = (9.0, 4.0), x_max: float | None = None) -> Figure:
     """Several runs on one plot: each curve's evaluator scores (faint dots) and their mean of 10

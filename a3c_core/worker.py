@@ -35,6 +35,9 @@ LOSS_REPORT_EVERY = 20
 #: Workers run at a lower CPU priority, so the kernel, the dashboard and the paced evaluator stay
 #: responsive however many workers share the cores (an idle machine still gives them every cycle).
 WORKER_NICENESS = 5
+#: Seeds of workers that start in the middle of a run begin here: above the evaluator's games during
+#: training (``10,000 + seed + steps``) and a final evaluation's (from 1,000,000,000).
+RESTART_SEED = 2_000_000_000
 
 
 @dataclass
@@ -111,28 +114,29 @@ class Reporter:
     loss terms of the last updates, and the records they become on ``queue``.
 
     Records: ``"episode"`` (rank, steps, time, reward, score, length) when an episode ends, and
-    ``"losses"`` (rank, steps, time, policy_loss, value_loss, entropy per step), averaged over
-    ``LOSS_REPORT_EVERY`` updates.
+    ``"losses"`` (rank, steps, time, policy_loss, value_loss, entropy per step, grad_norm: the
+    gradient's norm before clipping), averaged over ``LOSS_REPORT_EVERY`` updates.
     """
 
     def __init__(self, rank: int, link: Any, queue: Any):
         self.rank, self.link, self.queue, self.source = rank, link, queue, f"worker {rank}"
         self.episode_reward, self.episode_length = 0.0, 0
-        self.loss_sums, self.updates = np.zeros(3), 0
+        self.loss_sums, self.updates = np.zeros(4), 0
 
     def record(self, kind: str, **values: Any) -> None:
         """Send one record of ``kind`` with ``values``, stamped with the rank, step count and time."""
         send(self.queue, {"kind": kind, "source": self.source, "rank": self.rank, "steps": self.link.steps,
                           "time": time.time(), **values})
 
-    def update(self, rollout: Rollout, terms: LossTerms) -> None:
-        """Count one update of ``rollout``'s steps; report its episode if that ended, and the losses
-        every ``LOSS_REPORT_EVERY`` updates."""
-        self.loss_sums += [terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rollout.rewards)]
+    def update(self, rollout: Rollout, terms: LossTerms, grad_norm: torch.Tensor) -> None:
+        """Count one update of ``rollout``'s steps (its loss ``terms``, its gradient's norm before clipping);
+        report its episode if that ended, and the losses every ``LOSS_REPORT_EVERY`` updates."""
+        self.loss_sums += [terms.policy.item(), terms.value.item(), terms.entropy.item() / len(rollout.rewards),
+                           grad_norm.item()]
         self.updates += 1
         if self.updates % LOSS_REPORT_EVERY == 0:
-            policy, value, entropy = (self.loss_sums / LOSS_REPORT_EVERY).tolist()
-            self.record("losses", policy_loss=policy, value_loss=value, entropy=entropy)
+            policy, value, entropy, norm = (self.loss_sums / LOSS_REPORT_EVERY).tolist()
+            self.record("losses", policy_loss=policy, value_loss=value, entropy=entropy, grad_norm=norm)
             self.loss_sums[:] = 0.0
         self.episode_reward += sum(rollout.rewards)
         self.episode_length += len(rollout.rewards)
@@ -143,12 +147,23 @@ class Reporter:
             self.episode_reward, self.episode_length = 0.0, 0
 
 
+def game_seed(config: A3CConfig, rank: int, steps: int) -> int:
+    """The seed of worker ``rank``'s games (and of its action sampling) when it starts at ``steps``.
+
+    ``config.seed + rank`` for a fresh run. A worker restarted after a crash, or a resumed run, starts
+    at ``steps > 0`` and plays other games than it played before: ``RESTART_SEED + config.seed + rank +
+    workers * steps``, distinct for every rank and starting step, and above every seed the evaluator uses."""
+    if steps == 0:
+        return config.seed + rank
+    return RESTART_SEED + config.seed + rank + config.workers * steps
+
+
 def run_worker(rank: int, config: A3CConfig, shared_model: ActorCritic, optimizer: SharedAdam,
                steps: Any, stop_event: Any, queue: Any) -> None:
     """Entry point of a worker process of the local backend: :func:`train` through shared memory.
 
     Args:
-        rank: worker number; the game is seeded with ``config.seed + rank``.
+        rank: worker number; its games are seeded by :func:`game_seed`.
         shared_model, optimizer, steps, stop_event: what :class:`~a3c_core.shared.SharedMemoryLink` needs.
         queue: a ``multiprocessing.Queue`` for reports to the kernel.
     """
@@ -183,7 +198,7 @@ def train_loop(rank: int, config: A3CConfig, link: Any, queue: Any) -> None:
     """A3C's worker: play, learn, share; until ``link.pull`` says the training is over.
 
     Args:
-        rank: worker number; the game is seeded with ``config.seed + rank``.
+        rank: worker number; its games are seeded by :func:`game_seed`.
         link: the way to the one shared model: ``link.pull(model)`` loads its weights into ``model``
             (False once training is over), ``link.push(model, n)`` applies ``model``'s gradients to it
             for ``n`` agent steps, ``link.steps`` is the step count of all workers. Shared memory on
@@ -191,10 +206,11 @@ def train_loop(rank: int, config: A3CConfig, link: Any, queue: Any) -> None:
             (:class:`~a3c_core.ray_actors.ServerLink`).
         queue: where reports go (anything with ``put_nowait``).
     """
-    torch.manual_seed(config.seed + rank)
+    seed = game_seed(config, rank, link.steps)
+    torch.manual_seed(seed)
     env = make_env(config)
     model = ActorCritic.from_config(config, env.action_space.n)       # the worker's private copy
-    obs, _ = env.reset(seed=config.seed + rank)
+    obs, _ = env.reset(seed=seed)
     hidden = model.initial_state()                                    # an episode starts with h = 0
     reporter = Reporter(rank, link, queue)
     while link.pull(model):                                           # 03: start from the shared weights
@@ -209,7 +225,7 @@ def train_loop(rank: int, config: A3CConfig, link: Any, queue: Any) -> None:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)   # 04: clip
         ensure_finite(norm, "the gradient's norm", step)
         link.push(model, len(rollout.rewards))                        # 03: one step of the shared Adam
-        reporter.update(rollout, terms)
+        reporter.update(rollout, terms, norm)
         if rollout.episode_over:                                      # a new game, with an empty memory
             obs, _ = env.reset()
             hidden = model.initial_state()

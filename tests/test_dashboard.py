@@ -183,6 +183,27 @@ def test_the_plot_follows_a_short_run_beside_a_long_reference_with_the_legend_of
     assert legend.y1 <= panel.y0  # below the panel, not over the data
 
 
+def test_the_losses_figure_draws_each_workers_terms_and_the_gradient_norm_against_its_clipping_line() -> None:
+    from a3c_core.listeners import History
+    from a3c_core.plots import LOSS_PANELS, figure_png, losses_figure
+
+    history = History()
+    history.losses.extend({"steps": 600 * i, "elapsed": 2.0 * i, "rank": i % 2, "policy_loss": 0.1 * i,
+                           "value_loss": 1.0 / (i + 1), "entropy": 1.0, "grad_norm": 10.0 + i} for i in range(10))
+    history.losses.append({"steps": 6000, "elapsed": 20.0, "rank": 0, "policy_loss": 0.0, "value_loss": 0.1,
+                           "entropy": 0.9})  # a record of a run made before the norm was reported
+    fig = losses_figure(history, max_grad_norm=40.0, frames_per_step=4)
+    assert [axes.get_title() for axes in fig.axes] == [name for _, name in LOSS_PANELS]
+    policy, norm = fig.axes[0], fig.axes[-1]
+    assert [line.get_label() for line in policy.lines] == ["worker 0", "worker 1"]
+    assert list(policy.lines[0].get_xdata()) == [0, 4800, 9600, 14400, 19200, 24000]  # frames: 4 per step
+    worker0, _, clip_line = norm.lines
+    assert list(worker0.get_ydata()) == [10.0, 12.0, 14.0, 16.0, 18.0]  # the old record left out
+    assert list(clip_line.get_ydata()) == [40.0, 40.0] and clip_line.get_linestyle() == "--"
+    assert clip_line.get_label() == "max_grad_norm = 40" and norm.get_yscale() == "log"
+    assert figure_png(losses_figure(History(), max_grad_norm=40.0))[:4] == b"\x89PNG"  # nothing yet: still a PNG
+
+
 class FakeRun:
     """Stands in for a Trainer in wait_while_training: stops after ``stop_after`` waits, or
     raises KeyboardInterrupt at wait number ``interrupt_at`` (as the kernel's ■ button does)."""

@@ -106,6 +106,21 @@ def test_05_every_cell_after_a_stop_press_works_and_the_resumed_run_continues_th
     assert "Traceback" not in text and "TypeError" not in text
 
 
+def test_05_shows_each_workers_losses_and_gradient_norm_averaged_as_the_text_says(kernel_dir: Path) -> None:
+    from a3c_core import A3CConfig, worker
+
+    run = smoke_run("05_training_live.ipynb")  # the plain smoke run, shared with test_notebooks.py
+    assert run.error is None, run.error
+    prose = " ".join(cell.source for cell in run.nb.cells if cell.cell_type == "markdown")
+    assert f"each averaged over {worker.LOSS_REPORT_EVERY} updates" in " ".join(prose.split())
+    (cell,) = [cell for cell in run.nb.cells if cell.cell_type == "code" and "losses_figure(" in cell.source]
+    assert [output.output_type for output in cell.outputs if "image/png" in output.get("data", {})] == ["display_data"]
+    printed = "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
+    reports = re.findall(r"worker (\d) at [\d,]+ steps: .* gradient norm ([\d.]+) \(max_grad_norm ([\d.]+)\)", printed)
+    assert reports, printed  # 24 s of Catch make several reports per worker, even on a busy machine
+    assert all(float(norm) > 0 and float(clip) == A3CConfig.preset("catch").max_grad_norm for _, norm, clip in reports)
+
+
 def test_06_reads_its_own_game_and_your_checkpoint_of_the_game_it_names(kernel_dir: Path) -> None:
     query = ("{'sums': probs.sum(axis=1).tolist(), 'zoom': [int(zoom[0]), int(zoom[-1])], 'T': len(actions), "
              "'scored': scored.tolist(), 'names': names, 'found': [str(p) for p in found], "

@@ -220,6 +220,8 @@ def test_optional_loggers_name_every_number_and_wandb_asked_for_but_missing_is_a
     assert scalars({"kind": "episode", "reward": -1.0, "length": 40}) == {"train/reward": -1.0, "train/length": 40}
     assert scalars({"kind": "losses", "policy_loss": 0.5, "value_loss": 0.25, "entropy": 1.1}) == {
         "loss/policy": 0.5, "loss/value": 0.25, "loss/entropy": 1.1}
+    assert scalars({"kind": "losses", "policy_loss": 0.5, "value_loss": 0.25, "entropy": 1.1, "grad_norm": 3.5}) == {
+        "loss/policy": 0.5, "loss/value": 0.25, "loss/entropy": 1.1, "loss/grad_norm": 3.5}
     assert scalars({"kind": "frame"}) == {} and scalars({"kind": "error"}) == {}
     if importlib.util.find_spec("wandb") is None:
         with pytest.raises(RuntimeError, match="pip install wandb"):

@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from a3c_core import A3CConfig, ActorCritic, make_env, worker
+from a3c_core import A3CConfig, ActorCritic, evaluator, make_env, worker
 from a3c_core.shared import SharedAdam, SharedMemoryLink
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -153,8 +153,53 @@ def test_records_keep_their_fields():
         assert record["length"] == EPISODE_LENGTH and record["score"] == record["reward"]
         assert record["source"] == "worker 0" and record["rank"] == 0 and 0 < record["steps"] <= steps
     for record in losses:
-        assert set(record) == {"kind", "source", "rank", "steps", "time", "policy_loss", "value_loss", "entropy"}
+        assert set(record) == {"kind", "source", "rank", "steps", "time", "policy_loss", "value_loss", "entropy",
+                               "grad_norm"}
         assert 0 < record["entropy"] <= torch.log(torch.tensor(3.0)).item() + 1e-6  # per step: at most log 3
+        assert 0 < record["grad_norm"] < float("inf")
+
+
+def test_the_reported_gradient_norm_is_the_mean_norm_before_clipping(monkeypatch):
+    norms = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def clip_and_keep(parameters, max_norm):
+        norms.append(clip(parameters, max_norm).item())
+        return torch.tensor(norms[-1])
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_and_keep)
+    config = CONFIG.replace(max_grad_norm=1e-4)  # every gradient is clipped: its norm before is larger
+    _, _, records = run_train_loop(config, max_steps=worker.LOSS_REPORT_EVERY * 30 * 2)
+    reported = [r["grad_norm"] for r in records if r["kind"] == "losses"]
+    every = worker.LOSS_REPORT_EVERY
+    assert len(reported) == len(norms) // every >= 1
+    assert reported == pytest.approx([sum(norms[i * every:(i + 1) * every]) / every for i in range(len(reported))])
+    assert min(reported) > 100 * config.max_grad_norm
+
+
+def test_a_worker_that_starts_in_the_middle_of_a_run_plays_new_games(monkeypatch):
+    seeds = []
+
+    def recording_env(config):
+        env = make_env(config)
+        reset = env.reset
+        env.reset = lambda seed=None, **kw: (seeds.append(seed), reset(seed=seed, **kw))[1]
+        return env
+
+    monkeypatch.setattr(worker, "make_env", recording_env)
+    config = CONFIG.replace(workers=3, seed=7)
+    firsts = []
+    for rank, start in ((0, 0), (2, 0), (0, 990), (2, 990), (1, 4500)):
+        seeds.clear()
+        shared = ActorCritic.from_config(config, n_actions=3)
+        steps = mp.Value("q", start)
+        run = link(config.replace(max_steps=start + 60), shared, SharedAdam(shared.parameters(), lr=1e-4), steps)
+        worker.train_loop(rank, config, run, queue.Queue())
+        firsts.append(seeds[0])
+        assert seeds[0] == worker.game_seed(config, rank, start)
+    assert firsts[:2] == [7, 9]  # a fresh run: seed + rank, as always
+    assert len(set(firsts)) == len(firsts)  # a restart or a resume never replays a game seed
+    assert min(firsts[2:]) > evaluator.FINAL_SEED + 10**8  # and stays clear of the evaluator's games
 
 
 def test_a_non_finite_loss_stops_the_loop_before_the_shared_weights_change():
