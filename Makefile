@@ -27,7 +27,7 @@ test: $(STAMP) browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[test,cluster,classroom]"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[test,cluster,classroom,instructor]"
 	@# The classroom test's JupyterHub proxy, from the npm registry, kept inside .venv (skipped without npm).
 	@if command -v npm >/dev/null; then \
 	  npm install --silent --no-audit --no-fund --prefix $(VENV) configurable-http-proxy@5 >/dev/null; \

@@ -21,6 +21,7 @@
 ``plots``          matplotlib and image helpers the notebooks and the dashboard share
 ``loggers``        optional TensorBoard and Weights & Biases logging
 ``checks``         self-checks for the notebook exercises
+``editions``       the instructor's kit: student and instructor editions for nbgrader
 =================  ==============================================================
 """
 

@@ -9,6 +9,7 @@
     python -m a3c_core play data/space-invaders-fast-sticky.pt --episodes 10 --vs-random  # sticky, as trained
     python -m a3c_core evaluate data/pong-fast.pt --save-record     # 30 sticky-action games on fresh seeds
     python -m a3c_core export runs/pong-.../checkpoints/step-000001234567.pt data/pong-fast.pt
+    python -m a3c_core editions course/    # the instructor's kit: student and instructor editions, for nbgrader
 
 Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` lists them). Ctrl-C,
 SIGTERM (``timeout``, ``docker stop``, a batch scheduler) and SIGHUP (a closed terminal) stop
@@ -35,8 +36,9 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, export_agent, load_model, read_record, record_path, write_record
 from .config import PRESETS, A3CConfig
-from .course import open_lab
+from .course import course_root, open_lab
 from .curves import WINDOW, moving_average
+from .editions import KitError, build_course
 from .envs import make_env
 from .files import check_writable
 from .evaluator import FINAL_SEED, evaluation_config, final_evaluation, play_episode
@@ -106,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--command", default="", help="the command that trained the checkpoint, for the record")
     export.add_argument("--float32", action="store_true",
                         help="keep the weights as trained (twice the size); by default they are rounded to float16")
+    kit = commands.add_parser("editions", help="the instructor's kit: an nbgrader course folder with the student "
+                                               "edition and the instructor edition of notebooks 01-04")
+    kit.add_argument("course", help="the course folder to write (nbgrader's course directory)")
+    kit.add_argument("--course-id", default="a3c-lab", help="nbgrader's course id (default a3c-lab)")
+    kit.add_argument("--exchange", help="nbgrader's exchange folder (default COURSE/exchange; on a hub, one that "
+                                        "every student's server shares, such as /srv/nbgrader/exchange)")
+    kit.add_argument("--force", action="store_true", help="overwrite instructor editions edited by hand")
     lab = commands.add_parser("lab", help="open the notebook series in JupyterLab (what `make lab` does, without make)")
     lab.add_argument("--dir", help="where to put a copy of the notebooks and data/ when this package was installed "
                                    "without a clone (default ./a3c-lab; a clone's own notebooks open in place)")
@@ -285,6 +294,20 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def editions(args: argparse.Namespace) -> int:
+    root = course_root()
+    if root is None:
+        raise FileNotFoundError("the notebooks are not installed with the package: install it from the repository")
+    course = Path(args.course).resolve()
+    released = build_course(course, root / "notebooks", args.course_id,
+                            Path(args.exchange) if args.exchange else None, force=args.force)
+    print(f"instructor edition (solutions, graded checks): {course / 'source'}")
+    print(f"student edition (skeletons, the same checks):  {course / 'release'}")
+    print(f"assignments: {', '.join(released)}; next, in {course}: nbgrader release_assignment NAME, then "
+          "collect, autograde and export (README: Running a class)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -293,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.subcommand == "lab":  # options it does not know go to JupyterLab (--port 8899, --no-browser)
             return open_lab(args.dir, extra)
-        return {"train": train, "play": play, "evaluate": evaluate, "export": export}[args.subcommand](args)
-    except (ValueError, FileNotFoundError, CheckpointError, ImportError) as error:
+        return {"train": train, "play": play, "evaluate": evaluate, "export": export,
+                "editions": editions}[args.subcommand](args)
+    except (ValueError, FileNotFoundError, CheckpointError, ImportError, KitError) as error:
         parser.exit(2, f"error: {error}\n")
     except OSError as error:  # a file or folder the system refuses: its own words, and which one
         parser.exit(2, f"error: {error.strerror or error}{f': {error.filename}' if error.filename else ''}\n")

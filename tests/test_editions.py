@@ -1,0 +1,175 @@
+"""The instructor's kit (``a3c-lab editions``): a student and an instructor edition from the one series, and a
+class graded by nbgrader from the same checks the students see, through nbgrader's own exchange."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from a3c_core import editions
+from a3c_core.__main__ import main
+from a3c_core.editions import ASSIGNMENTS, STUB, KitError, build_course, solution_bodies
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("nbgrader") is None,
+                                reason="nbgrader is not installed (pip install 'a3c-lab[instructor]')")
+
+SERIES = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def code_of(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(cell.source for cell in nb.cells)
+
+
+def nbgrader_id(cell: nbformat.NotebookNode) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The course folder that `a3c-lab editions` writes, as an instructor would run it."""
+    folder = tmp_path_factory.mktemp("kit") / "course"
+    assert main(["editions", str(folder)]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_student_edition_is_the_series_without_its_solutions(course: Path, name: str) -> None:
+    series = nbformat.read(SERIES / f"{name}.ipynb", as_version=4)
+    student = nbformat.read(course / "release" / name / f"{name}.ipynb", as_version=4)
+    instructor = nbformat.read(course / "source" / name / f"{name}.ipynb", as_version=4)
+    bodies = solution_bodies(SERIES / "solutions" / f"solutions_{name[:2]}.py")
+    assert len(student.cells) == len(instructor.cells) == len(series.cells) + 1  # + the grader's parameters
+    originals = iter(series.cells)
+    solved = checked = 0
+    for cell, answer in zip(student.cells, instructor.cells):
+        grade = cell.metadata.get("nbgrader", {})
+        if grade.get("grade_id") == "grader_parameters":
+            assert grade["locked"] and 'os.environ.get("NBGRADER_EXECUTION")' in cell.source
+            assert "SMOKE = True" in cell.source
+            continue
+        original = next(originals)
+        if cell.cell_type == "markdown":
+            assert "solutions/" not in cell.source
+            assert cell.source == original.source or "solutions/" in original.source
+            continue
+        assert cell.source == original.source  # every code cell as in the self-study edition
+        if grade.get("solution"):
+            solved += 1
+            assert STUB in cell.source and bodies[grade["grade_id"]] in answer.source  # the answer: instructor only
+        if grade.get("grade"):
+            checked += 1
+            assert grade["points"] == 1 and cell.source.startswith("checks.")
+            assert "assert _result.passed, _result.message" in answer.source
+    assert solved == checked == len(bodies) >= 2
+    text = code_of(student) + json.dumps(student.metadata)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "solutions/" not in text
+
+
+def fetch_answer_submit(exchange: Path, home: Path, student: str, assignment: str, answers: dict[str, str]) -> None:
+    """What a student does: fetch the assignment, replace the stub of each exercise in ``answers`` with
+    its body, submit (through nbgrader's exchange, as the lab extension's buttons do)."""
+    home.mkdir(parents=True, exist_ok=True)
+    common = ["--course", "a3c-lab", f"--Exchange.root={exchange}"]
+    run_nbgrader(home, "fetch_assignment", assignment, *common)
+    path = home / assignment / f"{assignment}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if nbgrader_id(cell) in answers:
+            cell.source = cell.source.replace(f"    {STUB}", answers[nbgrader_id(cell)])
+    nbformat.write(nb, path)
+    run_nbgrader(home, "submit", assignment, "--student", student, *common)
+
+
+def run_nbgrader(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+#: Each simulated student's answers (function -> body) and the score each assignment must get.
+REFERENCE = {name: body for number in ("01", "02", "03", "04")
+             for name, body in solution_bodies(SERIES / "solutions" / f"solutions_{number}.py").items()}
+CLASS = {
+    "alice": (REFERENCE, {"01_observations": 3, "02_model": 3, "03_shared_memory": 2, "04_loss": 3}),  # all right
+    "bob": ({  # the typical mistakes of tests/test_checks.py
+        "my_crop": "    return frame[34:194]",  # one row off: and my_state, which uses it, is wrong too
+        "my_normalize": "    return image.astype(np.float32) / 255",
+        "my_state": REFERENCE["my_state"],
+        "my_n_step_returns": REFERENCE["my_n_step_returns"],
+        "my_value_loss": "    return ((returns - values) ** 2).mean()",  # a mean, not a sum
+        "my_policy_loss": "    return -(log_probs * (returns - values)).sum()",  # the advantage not detached
+    }, {"01_observations": 1, "04_loss": 1}),
+    "carol": ({  # hands the work to the package: wrong, however it is written
+        "my_crop": "    return preprocess.crop(frame)",
+        "my_normalize": "    from a3c_core.preprocess import normalize as scale\n    return scale(image)",
+        "my_state": REFERENCE["my_state"],  # its own code, on top of her crop and normalize: right
+        "my_n_step_returns": "    from a3c_core import loss\n    return loss.n_step_returns(rewards, bootstrap_value, gamma)",
+        "my_value_loss": REFERENCE["my_value_loss"],
+        "my_policy_loss": REFERENCE["my_policy_loss"],
+    }, {"01_observations": 1, "04_loss": 2}),
+    "dave": ({}, {"01_observations": 0, "02_model": 0, "03_shared_memory": 0, "04_loss": 0}),  # handed in untouched
+}
+#: Bob and Carol hand in 01 and 04 only: nbgrader's table gives them 0 for the others.
+
+
+@pytest.mark.slow
+def test_a_class_is_graded_from_the_checks_the_students_saw(course: Path, tmp_path: Path) -> None:
+    exchange = course / "exchange"
+    for assignment in ASSIGNMENTS:
+        run_nbgrader(course, "release_assignment", assignment)
+        for student, (answers, expected) in CLASS.items():
+            if assignment in expected:
+                fetch_answer_submit(exchange, tmp_path / student, student, assignment, answers)
+        run_nbgrader(course, "collect", assignment)
+        start = time.perf_counter()
+        run_nbgrader(course, "autograde", assignment)
+        print(f"autograde {assignment}: {sum(assignment in e for _, e in CLASS.values())} students in "
+              f"{time.perf_counter() - start:.1f} s")
+    run_nbgrader(course, "export", "--to", str(tmp_path / "grades.csv"))
+    scores = {(row["student_id"], row["assignment"]): (float(row["score"]), float(row["max_score"]))
+              for row in csv.DictReader((tmp_path / "grades.csv").open())}
+    points = {"01_observations": 3.0, "02_model": 3.0, "03_shared_memory": 2.0, "04_loss": 3.0}
+    for student, (_, expected) in CLASS.items():
+        for assignment in ASSIGNMENTS:
+            got = scores[student, assignment]
+            assert got == (expected.get(assignment, 0.0), points[assignment]), (student, assignment, got)
+
+    # The grader's feedback is the check's own sentence, and grading ran the smoke path, never training.
+    graded = nbformat.read(course / "autograded" / "bob" / "01_observations" / "01_observations.ipynb", as_version=4)
+    (crop,) = [cell for cell in graded.cells if nbgrader_id(cell) == "check_crop"]
+    errors = [output for output in crop.outputs if output.output_type == "error"]
+    assert errors and "the shape is right but the rows are not" in errors[0].evalue
+    wrapped = nbformat.read(course / "autograded" / "carol" / "04_loss" / "04_loss.ipynb", as_version=4)
+    (returns,) = [cell for cell in wrapped.cells if nbgrader_id(cell) == "check_n_step_returns"]
+    assert "calls loss.n_step_returns, the package's own answer" in returns.outputs[-1].evalue
+
+
+def test_the_kit_keeps_an_instructors_edit_and_says_what_is_missing(tmp_path: Path, monkeypatch, capsys) -> None:
+    course = tmp_path / "course"
+    build_course(course, SERIES, assignments=("02_model",))
+    edited = course / "source" / "02_model" / "02_model.ipynb"
+    nb = nbformat.read(edited, as_version=4)
+    nb.cells[0].source += "\n\nAn instructor's note."
+    nbformat.write(nb, edited)
+    with pytest.raises(SystemExit) as exit_code:
+        main(["editions", str(course)])
+    assert exit_code.value.code == 2
+    assert "02_model.ipynb differs from the series' instructor edition" in capsys.readouterr().err
+    assert "An instructor's note." in edited.read_text()  # kept
+    assert not (course / "source" / "01_observations").exists()  # nothing written: refused before any edition
+    with pytest.raises(KitError, match="no reference solution"):
+        editions.instructor_notebook(nbformat.read(SERIES / "02_model.ipynb", as_version=4), {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(KitError, match=r"pip install 'a3c-lab\[instructor\]'"):
+        build_course(tmp_path / "other", SERIES, assignments=("02_model",))
