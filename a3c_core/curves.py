@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -106,6 +107,61 @@ def read_curve(path: str | os.PathLike) -> Curve:
     curve = {name: np.array([float(row[name]) for row in rows], dtype=np.float64) for name in COLUMNS}
     curve[MEAN] = moving_average(curve["score"], WINDOW)
     return curve
+
+
+def run_curve(run: str | os.PathLike) -> Curve:
+    """The curve of a run folder (``config.json`` and ``metrics.jsonl``), also while the run writes it:
+    a last line still being written is left out. Frames use the run's ``frame_skip``."""
+    run = Path(run)
+    config = json.loads((run / "config.json").read_text())
+    evals = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the line the run is writing right now
+            continue
+        if record.get("kind") == "eval":
+            evals.append(record)
+    return curve_from_evals(evals, config.get("frame_skip", 1))
+
+
+def class_curves(homes: str | os.PathLike, game: str) -> dict[str, Curve]:
+    """Each student's newest run of ``game`` on a classroom hub (home folders ``<homes>/<student>/``,
+    runs in ``notebooks/runs/<run>/``, as ``classroom/jupyterhub_config.py`` makes them), labelled
+    ``student``, in the students' order. Runs without an evaluator episode yet are left out; a
+    folder that cannot be read (another user's, a run being set up) is skipped."""
+    newest: dict[str, tuple[float, Curve]] = {}
+    for metrics in sorted(Path(homes).glob("*/notebooks/runs/*/metrics.jsonl")):
+        student, run = metrics.parents[3].name, metrics.parent
+        try:
+            if json.loads((run / "config.json").read_text()).get("game") != game:
+                continue
+            changed, curve = metrics.stat().st_mtime, run_curve(run)
+        except (OSError, ValueError):
+            continue
+        if len(curve["score"]) and changed > newest.get(student, (-1.0, None))[0]:
+            newest[student] = (changed, curve)
+    return {student: newest[student][1] for student in sorted(newest)}
+
+
+#: A run is "learning" once its last mean of 10 lies this far above its first (where it started: random play).
+LEARNING_MARGIN = 1.0
+
+
+def progress_rows(curves: dict[str, Curve]) -> list[dict[str, Any]]:
+    """One row per curve for a class's table: ``name``, ``episodes``, ``minutes`` trained, ``first`` and
+    ``last`` mean of 10 (the first: where the run started, near random play) and ``verdict``: "learning"
+    (the last at least :data:`LEARNING_MARGIN` above the first), "not yet", or "too early" (fewer than
+    20 evaluator games: two windows of 10 to compare)."""
+    rows = []
+    for name, curve in curves.items():
+        episodes = len(curve["score"])
+        first, last = float(curve[MEAN][min(episodes, WINDOW) - 1]), float(curve[MEAN][-1])
+        verdict = ("too early" if episodes < 2 * WINDOW else
+                   "learning" if last >= first + LEARNING_MARGIN else "not yet")
+        rows.append({"name": name, "episodes": episodes, "minutes": float(curve["minutes"][-1]),
+                     "first": first, "last": last, "verdict": verdict})
+    return rows
 
 
 def _cell(name: str, value: float) -> int | float:

@@ -129,6 +129,19 @@ def nbgrader_config(course_id: str, exchange: Path) -> str:
         ""])
 
 
+def student_nbgrader_config(course_id: str, exchange: Path, student: str) -> str:
+    """A student's ``~/.jupyter/nbgrader_config.py`` on a hub where every server runs as the same
+    system user (``classroom/jupyterhub_config.py``): the course, the exchange, and the student's hub
+    name as nbgrader's student id (nbgrader would otherwise take the system user's name)."""
+    return "\n".join([
+        '"""nbgrader\'s settings for this student (written by the classroom hub)."""',
+        "c = get_config()  # noqa: F821  (nbgrader defines it when it reads this file)",
+        f"c.CourseDirectory.course_id = {course_id!r}",
+        f"c.Exchange.root = {str(exchange)!r}",
+        f"c.CourseDirectory.student_id = {student!r}",
+        ""])
+
+
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` in the course folder; its output is kept for an error message."""
     if importlib.util.find_spec("nbgrader") is None:

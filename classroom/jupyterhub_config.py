@@ -13,6 +13,9 @@ enforces it with a cgroup quota, so that a student cannot take more whatever the
     A3C_HUB_CPUS       cores per student (default 1)
     A3C_HUB_HOMES      where students' home folders are made (default: /tmp/a3c-lab-homes)
     A3C_HUB_API_TOKEN  a token for scripts (the tests, an instructor's): admin of users and servers
+    A3C_HUB_NBGRADER_EXCHANGE  nbgrader's exchange folder of a graded class (``a3c-lab editions --exchange``):
+                       each student's server then fetches and submits there, as that student
+    A3C_HUB_COURSE_ID  nbgrader's course id (default "a3c-lab")
 """
 
 import os
@@ -44,9 +47,16 @@ c.Spawner.http_timeout = 120
 
 
 def copy_notebooks(spawner):
-    """Before a student's first start: their own copy of the series (the package's copy_course)."""
+    """Before a student's first start: their own copy of the series (the package's copy_course), and for
+    a graded class their nbgrader settings (the exchange, and their hub name as student id)."""
     from a3c_core.course import copy_course
-    copy_course(HOMES / spawner.user.name)
+    home = copy_course(HOMES / spawner.user.name)
+    if os.environ.get("A3C_HUB_NBGRADER_EXCHANGE"):
+        from a3c_core.editions import student_nbgrader_config
+        settings = home / ".jupyter" / "nbgrader_config.py"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(student_nbgrader_config(os.environ.get("A3C_HUB_COURSE_ID", "a3c-lab"),
+                                                    Path(os.environ["A3C_HUB_NBGRADER_EXCHANGE"]), spawner.user.name))
 
 
 def remove_quota(spawner):

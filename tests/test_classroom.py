@@ -10,6 +10,7 @@ kernel of that server. The figures (time to learn, hub latency, memory per stude
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -24,6 +25,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from a3c_core.curves import class_curves
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENTS = int(os.environ.get("A3C_CLASS_SIZE", "8"))
@@ -139,7 +142,8 @@ def hub(tmp_path: Path):
     if not command.exists() or not Path(proxy).exists():
         pytest.skip("needs jupyterhub (pip) and configurable-http-proxy (npm): `make test` installs both")
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "A3C_HUB_API_TOKEN": token, "A3C_HUB_HOMES": str(tmp_path / "homes"), "A3C_HUB_CPUS": "1"}
+    env = {**os.environ, "A3C_HUB_API_TOKEN": token, "A3C_HUB_HOMES": str(tmp_path / "homes"), "A3C_HUB_CPUS": "1",
+           "A3C_HUB_NBGRADER_EXCHANGE": str(tmp_path / "exchange")}
     env.pop("CPU_LIMIT", None)
     log = open(tmp_path / "hub.log", "w")
     process = subprocess.Popen(
@@ -149,7 +153,7 @@ def hub(tmp_path: Path):
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     api = {"base": base, "token": token, "headers": {"Authorization": f"token {token}"}, "log": tmp_path / "hub.log",
-           "homes": tmp_path / "homes"}
+           "homes": tmp_path / "homes", "exchange": tmp_path / "exchange"}
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -175,10 +179,10 @@ def hub(tmp_path: Path):
         log.close()
 
 
-def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
+def start_servers(hub: dict, names: list[str]) -> None:
+    """Log each student in (create the user) and start their server; return once every one is ready."""
     base, headers = hub["base"], hub["headers"]
-    names = [f"student{i:02d}" for i in range(STUDENTS)]
-    for name in names:  # log in (create) and start each student's server
+    for name in names:
         assert requests.post(f"{base}/hub/api/users/{name}", headers=headers, timeout=30).status_code in (201, 409)
         assert requests.post(f"{base}/hub/api/users/{name}/server", headers=headers, timeout=60).status_code in (201, 202)
     deadline = time.monotonic() + 300
@@ -187,6 +191,12 @@ def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
                 "", {}).get("ready"):
             assert time.monotonic() < deadline, hub["log"].read_text()[-3000:]
             time.sleep(1)
+
+
+def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
+    base, headers = hub["base"], hub["headers"]
+    names = [f"student{i:02d}" for i in range(STUDENTS)]
+    start_servers(hub, names)
 
     cells = notebook_05_code(CATCH_MINUTES)
     results: dict[str, dict] = {}
@@ -230,7 +240,10 @@ def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
         servers = [p for p in training if "forkserver" in " ".join(p.cmdline()) and p.ppid() in kernel_pids]
         peak_children[name] = max([peak_children[name]] + [len(s.children()) for s in servers])
 
+    on_the_class_plot = 0  # the most students the instructor's view (classroom/class_progress.ipynb) showed live
     while any(thread.is_alive() for thread in threads):
+        if all(thread.is_alive() for thread in threads):
+            on_the_class_plot = max(on_the_class_plot, len(class_curves(hub["homes"], "catch")))
         start = time.monotonic()
         assert requests.get(f"{base}/hub/api/users", headers=headers, timeout=30).ok  # the hub answers throughout
         latencies.append(time.monotonic() - start)
@@ -263,6 +276,12 @@ def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
         assert "CPU_LIMIT 1" in result["cores"], result
         assert peak_children[name] <= 2, f"{name}: {peak_children[name]} training processes (1 worker + evaluator)"
     assert max(peak_pss.values()) <= PSS_BAR, figures["pss_per_student_mb"]
+    assert on_the_class_plot == STUDENTS  # every student's run, read while they all trained
+    curves = class_curves(hub["homes"], "catch")
+    assert sorted(curves) == sorted(names)
+    for name, curve in curves.items():  # the student's own games: their last 10 when solved lie on their curve
+        scores, last10 = curve["score"].tolist(), results[name]["evals"]
+        assert any(scores[i:i + 10] == last10 for i in range(len(scores) - 9)), (name, last10)
 
     for name in names:  # the servers stop, and nothing of theirs is left
         requests.delete(f"{base}/hub/api/users/{name}/server", headers=headers, timeout=60)
@@ -272,3 +291,54 @@ def test_a_class_learns_catch_on_one_hub_each_student_within_a_cpu_limit(hub):
         assert time.monotonic() < deadline, {n: [p for p in seen[n] if psutil.pid_exists(p)] for n in names}
         time.sleep(1)
     assert not list(Path("/sys/fs/cgroup/cpu").glob("a3c-lab-student*"))
+
+
+#: What a student's kernel runs on the hub: fetch the assignment, answer (ANSWERS: function -> body), submit;
+#: nbgrader finds the exchange and the student's name in the ~/.jupyter/nbgrader_config.py the hub wrote.
+HAND_IN = """
+import json, os, subprocess, sys
+from pathlib import Path
+import nbformat
+env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+def nbgrader(*args):
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+nbgrader("fetch_assignment", "01_observations")
+path = Path("01_observations/01_observations.ipynb")
+nb = nbformat.read(path, as_version=4)
+for cell in nb.cells:
+    name = cell.metadata.get("nbgrader", {}).get("grade_id")
+    if name in ANSWERS:
+        cell.source = cell.source.replace("    " + STUB, ANSWERS[name])
+nbformat.write(nb, path)
+nbgrader("submit", "01_observations")
+print("submitted from", Path.cwd())
+"""
+
+
+def test_a_graded_class_fetches_and_hands_in_from_its_hub_servers(hub, tmp_path: Path) -> None:
+    pytest.importorskip("nbgrader", reason="the instructor's kit needs nbgrader: pip install 'a3c-lab[instructor]'")
+    from a3c_core.editions import STUB, build_course, solution_bodies
+
+    course = tmp_path / "course"
+    build_course(course, REPO / "notebooks", exchange=hub["exchange"], assignments=("01_observations",))
+    nbgrader_env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+
+    def instructor(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                              env=nbgrader_env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    instructor("release_assignment", "01_observations")
+    right = solution_bodies(REPO / "notebooks" / "solutions" / "solutions_01.py")
+    answers = {"student00": right, "student01": {**right, "my_crop": "    return preprocess.crop(frame)"}}
+    start_servers(hub, list(answers))
+    for name, bodies in answers.items():
+        out, errors = Kernel(hub["base"], name, hub["token"]).run(
+            f"ANSWERS = {bodies!r}\nSTUB = {STUB!r}\n" + HAND_IN, timeout=300)
+        assert not errors and f"submitted from {hub['homes'] / name}" in out, (name, errors, out)
+    instructor("collect", "01_observations")
+    instructor("autograde", "01_observations")
+    instructor("export", "--to", str(tmp_path / "grades.csv"))
+    scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert scores == {"student00": 3.0, "student01": 2.0}  # student01's crop only calls preprocess.crop

@@ -173,3 +173,69 @@ def test_the_kit_keeps_an_instructors_edit_and_says_what_is_missing(tmp_path: Pa
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
     with pytest.raises(KitError, match=r"pip install 'a3c-lab\[instructor\]'"):
         build_course(tmp_path / "other", SERIES, assignments=("02_model",))
+
+
+# --- a class's runs on one plot (classroom/class_progress.ipynb) ------------------------------------
+def write_run(home: Path, run: str, game: str, scores: list[float], partial_line: bool = False) -> Path:
+    """A run folder as the trainer writes it: config.json, and metrics.jsonl with one eval record per score."""
+    folder = home / "notebooks" / "runs" / run
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"game": game, "frame_skip": 4}))
+    records = [{"kind": "episode", "steps": 5, "elapsed": 1.0, "reward": -1.0, "rank": 0}]
+    records += [{"kind": "eval", "steps": 100 * i, "elapsed": 6.0 * i, "score": s, "reward": s, "length": 45}
+                for i, s in enumerate(scores)]
+    text = "".join(json.dumps(r) + "\n" for r in records) + ('{"kind": "eval", "ste' if partial_line else "")
+    (folder / "metrics.jsonl").write_text(text)
+    return folder
+
+
+@pytest.fixture
+def homes(tmp_path: Path) -> Path:
+    """Four students' home folders: one learning (and writing right now), one not yet, one just started,
+    one whose run has no evaluator game yet."""
+    homes = tmp_path / "homes"
+    write_run(homes / "alice", "catch-1", "catch", [-3.0] * 10 + [float(min(5, i)) for i in range(20)],
+              partial_line=True)
+    old = write_run(homes / "bob", "catch-old", "catch", [5.0] * 30)  # an older run of his: not the newest
+    os.utime(old / "metrics.jsonl", (1, 1))
+    write_run(homes / "bob", "catch-2", "catch", [-3.0, -1.0] * 12)
+    write_run(homes / "bob", "pong-1", "pong", [-21.0] * 12)  # another game
+    write_run(homes / "carol", "catch-1", "catch", [-3.0] * 5)
+    write_run(homes / "dave", "catch-1", "catch", [])
+    return homes
+
+
+def test_the_class_curves_are_each_students_newest_run_of_the_game(homes: Path) -> None:
+    from a3c_core.curves import class_curves, progress_rows
+
+    curves = class_curves(homes, "catch")
+    assert list(curves) == ["alice", "bob", "carol"]  # dave's run has no evaluator game yet
+    assert len(curves["alice"]["score"]) == 30  # the line being written is left out
+    assert curves["alice"]["frames"][-1] == 29 * 100 * 4 and curves["bob"]["score"][0] == -3.0  # not the old run
+    rows = {row["name"]: row for row in progress_rows(curves)}
+    assert [rows[name]["verdict"] for name in curves] == ["learning", "not yet", "too early"]
+    assert rows["alice"]["first"] == -3.0 and rows["alice"]["last"] == 5.0 and rows["alice"]["minutes"] == 2.9
+    assert list(class_curves(homes, "pong")) == ["bob"] and class_curves(homes / "nobody", "catch") == {}
+
+
+def test_the_instructors_notebook_draws_the_class_now_and_live(homes: Path, kernel_dir: Path) -> None:
+    from nbclient import NotebookClient
+    from test_notebooks import KERNEL_NAME
+
+    path = Path(__file__).resolve().parents[1] / "classroom" / "class_progress.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (parameters,) = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+    nb.cells.insert(parameters + 1, nbformat.v4.new_code_cell(f"HOMES = {str(homes)!r}\nSMOKE = True"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json\nlive.join(timeout=60)\n"
+        "print(json.dumps({'png': picture.value[:4] == b'\\x89PNG', 'table': progress.value, "
+        "'alive': live.is_alive()}))"))
+    NotebookClient(nb, timeout=120, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(path.parent)}}).execute()
+    now = [output for cell in nb.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    assert len(now) == 1  # the "Now" picture
+    values = json.loads(nb.cells[-1].outputs[0].text)
+    assert values["png"] and not values["alive"]
+    table = values["table"]
+    for student, verdict in (("alice", "learning"), ("bob", "not yet"), ("carol", "too early")):
+        assert f"<td>{student}</td>" in table and verdict in table
+    assert "dave" not in table
