@@ -44,8 +44,9 @@ def course_root() -> Path | None:
     return None
 
 
-def copy_course(target: Path) -> Path:
-    """``target`` with the series in it: copied from :func:`course_root` unless it holds one already."""
+def copy_course(target: Path, solutions: bool = True) -> Path:
+    """``target`` with the series in it: copied from :func:`course_root` unless it holds one already;
+    without ``notebooks/solutions`` if not ``solutions`` (a graded class's students)."""
     if is_course(target):
         return target
     source = course_root()
@@ -55,7 +56,8 @@ def copy_course(target: Path) -> Path:
     for name in COURSE_FOLDERS:
         if (source / name).is_dir():
             shutil.copytree(source / name, target / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
+                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__",
+                                                          *([] if solutions else ["solutions"])))
     return target
 
 

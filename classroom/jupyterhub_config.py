@@ -47,11 +47,13 @@ c.Spawner.http_timeout = 120
 
 
 def copy_notebooks(spawner):
-    """Before a student's first start: their own copy of the series (the package's copy_course), and for
-    a graded class their nbgrader settings (the exchange, and their hub name as student id)."""
+    """Before a student's first start: their own copy of the series (the package's copy_course); for a
+    graded class without the reference solutions, and with their nbgrader settings (the exchange, and
+    their hub name as student id)."""
     from a3c_core.course import copy_course
-    home = copy_course(HOMES / spawner.user.name)
-    if os.environ.get("A3C_HUB_NBGRADER_EXCHANGE"):
+    graded = bool(os.environ.get("A3C_HUB_NBGRADER_EXCHANGE"))
+    home = copy_course(HOMES / spawner.user.name, solutions=not graded)
+    if graded:
         from a3c_core.editions import student_nbgrader_config
         settings = home / ".jupyter" / "nbgrader_config.py"
         settings.parent.mkdir(parents=True, exist_ok=True)

@@ -337,6 +337,9 @@ def test_a_graded_class_fetches_and_hands_in_from_its_hub_servers(hub, tmp_path:
         out, errors = Kernel(hub["base"], name, hub["token"]).run(
             f"ANSWERS = {bodies!r}\nSTUB = {STUB!r}\n" + HAND_IN, timeout=300)
         assert not errors and f"submitted from {hub['homes'] / name}" in out, (name, errors, out)
+    for name in answers:  # a graded class's students get the series without the reference solutions
+        assert (hub["homes"] / name / "notebooks" / "01_observations.ipynb").is_file()
+        assert not (hub["homes"] / name / "notebooks" / "solutions").exists()
     instructor("collect", "01_observations")
     instructor("autograde", "01_observations")
     instructor("export", "--to", str(tmp_path / "grades.csv"))

@@ -52,6 +52,14 @@ def test_from_a_folder_that_holds_the_series_it_moves_into_its_notebooks(tmp_pat
     assert not (tmp_path / "home" / "a3c-lab").exists()
 
 
+def test_a_graded_class_gets_the_series_without_the_reference_solutions(tmp_path: Path) -> None:
+    self_study, graded = course.copy_course(tmp_path / "self"), course.copy_course(tmp_path / "graded", solutions=False)
+    assert sorted((self_study / "notebooks" / "solutions").glob("solutions_*.py"))
+    assert not (graded / "notebooks" / "solutions").exists()
+    assert sorted(p.name for p in (graded / "notebooks").glob("0*.ipynb")) == sorted(
+        p.name for p in (self_study / "notebooks").glob("0*.ipynb"))
+
+
 def test_without_the_series_installed_one_sentence_says_how(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(course, "course_root", lambda: None)
     with pytest.raises(FileNotFoundError, match="install it from the repository"):
