@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import math
 import multiprocessing
 import os
 import sys
@@ -82,7 +83,8 @@ class Exercise:
     ``want`` is ``reference(*before)`` (or the case's own ``want``); ``prepare(got)`` turns an answer into something
     to compare (or raises :class:`_Wrong`); numbers are equal within ``atol``. ``answers`` are the package's
     functions that compute this exercise's answer (``preprocess.crop`` for the crop): a student's function that
-    calls one of them, or the reference, does not pass.
+    calls one of them, or the reference, does not pass. ``errors`` are ``(test, hint)`` for errors the
+    student's function raises: the first whose test holds adds its hint to the error's own words.
     """
 
     name: str
@@ -93,6 +95,7 @@ class Exercise:
     prepare: Callable[[Any], Any] = lambda got: got
     atol: float = 1e-5
     answers: tuple[Callable[..., Any], ...] = field(default=())
+    errors: tuple[tuple[Callable[[Exception], bool], str], ...] = field(default=())
 
     @property
     def __name__(self) -> str:
@@ -122,7 +125,8 @@ class Exercise:
             return (f"Not done yet: `{name}` still raises NotImplementedError; replace that line with your code and "
                     "run both cells again.")
         except Exception as error:  # any error of the student's code is reported, not raised
-            return f"Not quite: `{name}` raised {type(error).__name__}: {error}"
+            hint = next((hint for test, hint in self.errors if test(error)), None)
+            return f"Not quite: `{name}` raised {type(error).__name__}: {error}" + (f"; {hint}" if hint else "")
         if called:
             return (f"Not quite: `{name}` calls {called}, the package's own answer; the exercise is to compute it "
                     "yourself, in your own lines.")
@@ -180,8 +184,12 @@ def _calling(fn: Callable[..., Any], args: tuple, forbidden: dict[CodeType, str]
 
 
 def _numbers(value: Any) -> np.ndarray:
-    """Numbers, arrays or tensors as a float64 numpy array, to compare."""
-    return value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
+    """Numbers, arrays or tensors (or a list of tensors) as a float64 numpy array, to compare."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().double().numpy()
+    if isinstance(value, (list, tuple)) and any(isinstance(item, torch.Tensor) for item in value):
+        return np.array([_numbers(item) for item in value], np.float64)
+    return np.asarray(value, np.float64)
 
 
 def _float_array(value: Any, what: str) -> np.ndarray:
@@ -343,6 +351,13 @@ state = Exercise(
 
 
 # --- Notebook 02: the conv-GRU model -------------------------------------------------------------
+def _without_padding(size: int) -> int:
+    """The side after five 3x3 stride-2 convolutions *without* padding: a typical mistake."""
+    for _ in range(5):
+        size = (size - 3) // 2 + 1
+    return size
+
+
 #: Exercise 02.1: ``student_fn(size)`` is the side length after the five 3x3 stride-2 convolutions.
 conv_output_size = Exercise(
     "conv_output_size", model.conv_output_size,
@@ -351,6 +366,8 @@ conv_output_size = Exercise(
       "return a whole number of pixels (int), got {kind} {got!r}"),
      (mistake(lambda size: size // 2 ** 5), "for {size} pixels you gave {got}, expected {want}: with padding 1 a 3x3 "
                                    "stride-2 conv rounds up, floor((n + 2 - 3) / 2) + 1 = ceil(n / 2)"),
+     (mistake(_without_padding), "for {size} pixels you gave {got}, expected {want}: that is without padding; the "
+                                 "model's convolutions pad by 1, so each takes n to floor((n + 2 - 3) / 2) + 1"),
      (mistake(lambda size: (size + 1) // 2), "for {size} pixels you gave {got}: that is after one convolution; the model "
                                     "has five"),
      (lambda a: not a.close(a.got, a.want),
@@ -429,7 +446,10 @@ copy_gradients = Exercise(
       "the shared parameter {found} got a gradient different from the local one{how}; it should be exactly "
       "local_param.grad")],
     "Right: the shared parameters now carry the local gradients and their weights are untouched, ready for "
-    "SharedAdam.step().", answers=(shared.copy_gradients,))
+    "SharedAdam.step().", answers=(shared.copy_gradients,),
+    errors=((lambda error: isinstance(error, TypeError) and "NoneType" in str(error),
+             "a shared parameter's .grad starts as None, with nothing to add to: set it, "
+             "shared_param.grad = local_param.grad"),))
 
 #: Exercise 03.2: ``student_fn(local, shared)`` copies the shared weights into the private local model.
 sync_local = Exercise(
@@ -551,6 +571,7 @@ workers_per_server = Exercise(
      (mistake(lambda server, steps, rollout: steps / rollout / server),
       "that is upside down: the server's capacity divided by one worker's updates per second is the number of "
       "workers"),
-     (lambda a: not a.close(a.got, a.want), "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s "
+     (lambda a: not a.close(a.got, a.want) and a.got != math.floor(a.want), "a server that applies {server} updates/s feeds {want:.1f} workers of {steps} steps/s "
                               "with {rollout}-step rollouts; you gave {got!r}")],
-    "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps).", atol=1e-6)
+    "Right: the server's updates/s divided by one worker's (its steps/s over rollout_steps); whole workers "
+    "(rounded down) count too.", atol=1e-6)

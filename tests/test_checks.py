@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import math
 import re
 import sys
 from pathlib import Path
@@ -237,6 +238,15 @@ def test_conv_output_size_wrong_answers() -> None:
     assert_fails(checks.conv_output_size(lambda n: True), "whole number", "got bool")
 
 
+def test_conv_output_size_without_padding_is_named() -> None:
+    def no_padding(size):
+        for _ in range(5):
+            size = (size - 3) // 2 + 1
+        return size
+
+    assert_fails(checks.conv_output_size(no_padding), "without padding", "pad by 1")
+
+
 def test_conv_params_wrong_answers() -> None:
     assert_fails(checks.conv_params(lambda i, o, k: i * o * k * k), "bias")
     assert_fails(checks.conv_params(lambda i, o, k: i * o * k + o), "has 224 parameters")
@@ -268,6 +278,21 @@ def test_run_sequence_wrong_answers() -> None:
 
 
 # --- notebook 03 -------------------------------------------------------------------------------
+def test_run_sequence_accepts_a_list_of_value_tensors() -> None:
+    def as_list(model, states):
+        return list(S02.my_run_sequence(model, states))
+
+    assert checks.run_sequence(as_list).passed
+
+
+def test_adding_to_a_gradient_that_is_none_is_explained() -> None:
+    def add(local, shared_model):
+        for mine, theirs in zip(local.parameters(), shared_model.parameters()):
+            theirs.grad += mine.grad
+
+    assert_fails(checks.copy_gradients(add), "TypeError", ".grad starts as None", "shared_param.grad = local_param.grad")
+
+
 def test_copy_gradients_wrong_answers() -> None:
     def copy_weights(local, shared):
         shared.load_state_dict(local.state_dict())
@@ -401,6 +426,13 @@ def test_bytes_per_update_wrong_answers() -> None:
     assert_fails(checks.bytes_per_update(lambda n: 4 * n + 100), "1,782,044 bytes")
     assert_fails(checks.bytes_per_update(lambda n: "4n"), "one number")
     assert_fails(checks.bytes_per_update(lambda n: None), "one number of bytes", "NoneType")
+
+
+def test_workers_per_server_accepts_whole_workers() -> None:
+    assert checks.workers_per_server(lambda server, steps, rollout: int(server * rollout / steps)).passed
+    assert checks.workers_per_server(lambda server, steps, rollout: math.floor(server * rollout / steps)).passed
+    assert_fails(checks.workers_per_server(lambda server, steps, rollout: math.ceil(server * rollout / steps)),
+                 "feeds 6.4 workers")
 
 
 def test_workers_per_server_wrong_answers() -> None:
