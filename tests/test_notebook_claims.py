@@ -45,7 +45,8 @@ def test_00_uses_one_torch_thread_as_it_says_and_shows_raw_frames(kernel_dir: Pa
 def test_01_measures_the_rows_its_text_gives_and_each_crop_keeps_the_play(kernel_dir: Path) -> None:
     query = ("{'spans': {g: {thing: preprocess.row_spans(measured[g], colour) for thing, colour in "
              "preprocess.GAME_COLOURS[g].items()} for g in measured}, 'crops': preprocess.GAME_CROPS, "
-             "'activity': activity, 'state': list(state.shape), 'observation': list(observation.shape)}")
+             "'activity': activity, 'state': list(state.shape), 'observation': list(observation.shape), "
+             "'mothership': mothership}")
     values, text = run_smoke("01_observations.ipynb", query)
     pong, invaders = values["spans"]["pong"], values["spans"]["space_invaders"]
     crops = {game: tuple(rows) for game, rows in values["crops"].items()}
@@ -56,6 +57,9 @@ def test_01_measures_the_rows_its_text_gives_and_each_crop_keeps_the_play(kernel
     # Space Invaders: "the score ... in rows 10..19; the six rows of aliens start at row 31; the cannon
     # is in rows 185..194 and the ground from row 195"; rows 20..194 keep every alien row and the cannon
     assert invaders["left score"][0] == [10, 19]
+    # "(and so is the mothership: not in that frame, but when it crosses the screen, in rows 12..19)"
+    assert invaders["mothership"] == [] and values["mothership"][1] == [[12, 19]]
+    assert f"first crosses at step {values['mothership'][0]:,}, rows 12..19" in text
     aliens = invaders["aliens"]
     assert len(aliens) == 6 and aliens[0][0] == 31
     assert [185, 194] in invaders["cannon, right score"] and invaders["ground"][0] == [195, 209]

@@ -72,7 +72,8 @@ def test_notebook_04_one_update_moves_the_model_the_right_way(kernel_dir: Path) 
     got = claims("04_loss.ipynb", """{
         "error": error, "agree": agree, "n_actions": len(names), "T": T,
         "entropy_min": float(entropies.detach().min()), "entropy_max": float(np.log(len(names))),
-        "rewards": [r for r in rewards if r], "loop_lines": len(inspect.getsource(worker.train_loop).splitlines())}""")
+        "rewards": [r for r in rewards if r], "loop_lines": len(inspect.getsource(worker.train_loop).splitlines()),
+        "moved": moved, "lr": config.lr}""")
     error = got["error"]
     # "with the worker's learning rate ... the mean error fell"; "with LR_FACTOR times that rate ... the error grows"
     assert error["after"] < error["before"] < error["large"]
@@ -83,3 +84,8 @@ def test_notebook_04_one_update_moves_the_model_the_right_way(kernel_dir: Path) 
     # the rollout that section 1 looks for holds a point, and is at most 30 steps
     assert got["rewards"] and got["T"] <= 30
     assert got["loop_lines"] < 40 and math.isfinite(error["before"])
+    # "the largest change ... equals the learning rate, with the gradient clipped to max_grad_norm and to a
+    # hundredth of it alike": clipping cannot shrink Adam's first step
+    assert len(got["moved"]) == 2
+    for value in got["moved"].values():
+        assert abs(value - got["lr"]) < 1e-3 * got["lr"], got["moved"]
