@@ -93,8 +93,8 @@ class RayGroup:
     :data:`~a3c_core.processes.MAX_CRASHES` times within ``CRASH_WINDOW`` seconds fails the run, as locally.
     """
 
-    def __init__(self, config: A3CConfig, say: Callable[[str], None] = print):
-        self.config, self.say, self.restarts = config, say, 0
+    def __init__(self, config: A3CConfig, say: Callable[[str], None] = print, warn: Callable[[str], None] = print):
+        self.config, self.say, self.warn, self.restarts = config, say, warn, 0
         self._actors: dict[str, Any] = {}
         self._runs: dict[str, Any] = {}          # name -> the actor's running train() / evaluate() call
         self._crashes: dict[str, list[float]] = {}
@@ -178,7 +178,7 @@ class RayGroup:
                              f"a crash that keeps happening is an error")
         else:
             self.restarts += 1
-            self.say(f"{name} crashed ({how}) and was restarted")
+            self.warn(f"{name} crashed ({how}) and was restarted")
 
     def check(self) -> tuple[list[dict[str, Any]], str | None]:
         """Bring the server's step count to the trainer; look after finished calls: a

@@ -34,12 +34,13 @@ class Supervisor:
     Args:
         listeners: where every report goes (the trainer's :class:`~a3c_core.listeners.Listeners`).
         save: writes a checkpoint and says (does not raise) why it could not.
-        say: prints a message when the trainer is verbose.
+        say: prints a status message when the trainer is verbose.
+        warn: prints a problem (a crash, an error report, a failure) when the trainer is verbose.
     """
 
     def __init__(self, trainer: "Trainer", listeners: "Listeners", save: Callable[[], None],
-                 say: Callable[[str], None]):
-        self.trainer, self.listeners, self.save, self.say = trainer, listeners, save, say
+                 say: Callable[[str], None], warn: Callable[[str], None]):
+        self.trainer, self.listeners, self.save, self.say, self.warn = trainer, listeners, save, say, warn
         self.halt = threading.Event()  # set: the session is ending (stop() under way or asked for)
         self.steps_at_start = trainer.steps
         self.rate: deque[tuple[float, int]] = deque(maxlen=30)  # (time, steps) samples for steps/s
@@ -56,10 +57,10 @@ class Supervisor:
                 from .ray_backend import RayGroup  # Ray is an optional extra: imported only when asked for
             except ImportError as error:
                 raise ImportError("backend 'ray' needs Ray: pip install -e \".[cluster]\" (or pip install ray)") from error
-            group = RayGroup(config, self.say)
+            group = RayGroup(config, self.say, self.warn)
             group.start(model, optimizer, steps)
             return group
-        group = ProcessGroup(config.restart_crashed, self.say)
+        group = ProcessGroup(config.restart_crashed, self.warn)
         group.start({**{f"worker {rank}": (run_worker, (rank, config, model, optimizer, steps))
                         for rank in range(config.workers)},
                      "evaluator": (run_evaluator, (config, model, steps))})
@@ -96,7 +97,7 @@ class Supervisor:
             trainer.record_next_episode(milestone)
         if failure:
             trainer.failure = failure
-            self.say(f"the run failed and stops: {failure}")
+            self.warn(f"the run failed and stops: {failure}")
         limit = ((config.max_steps and trainer.steps >= config.max_steps)
                  or (config.max_minutes and trainer.elapsed >= 60 * config.max_minutes))
         if failure or limit:
@@ -116,7 +117,7 @@ class Supervisor:
             if record["kind"] == "losses":
                 record["frames_per_second"] = self.steps_per_second() * trainer.config.frames_per_step
             if record["kind"] == "error":
-                self.say(f"{record['source']} reported an error:\n{record['error']}")
+                self.warn(f"{record['source']} reported an error:\n{record['error']}")
         self.listeners(record)
 
     def steps_per_second(self) -> float:
@@ -136,4 +137,4 @@ class Supervisor:
         for record in records:
             self.handle(record)
         if stuck:
-            self.say(f"{', '.join(stuck)} did not stop within {timeout:.0f} s and was terminated")
+            self.warn(f"{', '.join(stuck)} did not stop within {timeout:.0f} s and was terminated")

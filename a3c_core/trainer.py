@@ -46,7 +46,7 @@ class Trainer:
         config.validate()
         self.config, self.verbose = config, verbose
         self._built_for = config.replace()  # the config the model was built for (game, shape)
-        self.say: Callable[[str], None] | None = None  # where messages go when verbose (default: stderr)
+        self.say: Callable[[str], None] | None = None  # where messages go when verbose (default: stdout, problems stderr)
         self.folder = RunFolder(run_dir) if run_dir else RunFolder.new(config.run_dir, config.game)
         self.run_dir = self.folder.path
         env = make_env(config)
@@ -110,7 +110,7 @@ class Trainer:
             self.folder.open(self.config)  # its lock, and config.json
             try:
                 self._listeners.open(self.config)
-                session = Supervisor(self, self._listeners, self._save_or_say, self._say)  # starts the processes
+                session = Supervisor(self, self._listeners, self._save_or_say, self._say, self._warn)  # starts the processes
             except BaseException:
                 self._listeners.close()
                 self.folder.unlock()
@@ -211,9 +211,15 @@ class Trainer:
         state = "running" if self.running else "stopped"
         return f"Trainer({self.config.game}, {state}, {self.steps:,} steps, {self.elapsed / 60:.1f} min, {self.run_dir})"
 
-    def _say(self, message: str) -> None:
+    def _say(self, message: str, stream: Any = None) -> None:
+        """A status line (stdout, so a notebook shows it as output, not as an error), or with
+        ``stream=sys.stderr`` a problem; both to :attr:`say` where one is set (the command line's bar)."""
         if self.verbose:
-            (self.say or (lambda line: print(line, file=sys.stderr)))(f"[a3c] {message}")
+            (self.say or (lambda line: print(line, file=stream or sys.stdout)))(f"[a3c] {message}")
+
+    def _warn(self, message: str) -> None:
+        """A problem (a crash, an error report, a failure, a checkpoint not written): stderr."""
+        self._say(message, sys.stderr)
 
     # -------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path | None = None) -> Path:
@@ -250,7 +256,7 @@ class Trainer:
         try:
             self.save()
         except CheckpointError as error:
-            self._say(str(error))
+            self._warn(str(error))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, run_dir: str | Path | None = None, verbose: bool = True,

@@ -86,7 +86,8 @@ def supervise(trainer: FakeTrainer, group: ScriptedGroup) -> tuple[Supervisor, L
         def _start_group(self) -> ScriptedGroup:
             return group
 
-    supervisor = Scripted(trainer, listeners, lambda: saves.append("saved"), said.append).watch()
+    supervisor = Scripted(trainer, listeners, lambda: saves.append("saved"), said.append,
+                          lambda problem: said.append(f"problem: {problem}")).watch()
     return supervisor, listeners, saves, said
 
 
@@ -103,7 +104,8 @@ def test_reports_reach_the_listeners_with_the_runs_elapsed_time_and_the_latest_f
     assert [r["kind"] for r in listeners] == ["episode", "frame", "error", "episode"]  # the last from stop()
     assert abs(listeners[0]["elapsed"] - (50.0 + sent - trainer.started_at)) < 1e-6
     assert trainer.latest_frame is listeners[1] and group.stopped_with == 5.0
-    assert said == ["worker 1 reported an error:\nboom", "worker 0 did not stop within 5 s and was terminated"]
+    assert said == ["problem: worker 1 reported an error:\nboom",
+                    "problem: worker 0 did not stop within 5 s and was terminated"]
     assert not supervisor.thread.is_alive() and supervisor.halt.is_set()
 
 
@@ -129,5 +131,5 @@ def test_a_failure_stops_the_run_and_is_said_and_checkpoints_come_at_their_caden
     assert saves, "a checkpoint was due every 0.6 s"
     group.failure = "worker 0 crashed 3 times in 300 s"
     assert trainer.stopped.wait(5)
-    assert trainer.failure == group.failure and said[-1] == f"the run failed and stops: {group.failure}"
+    assert trainer.failure == group.failure and said[-1] == f"problem: the run failed and stops: {group.failure}"
     supervisor.finish(1.0)

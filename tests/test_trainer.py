@@ -52,14 +52,14 @@ def test_start_stop_restart_are_harmless_twice_and_training_continues(tmp_path: 
     trainer = Trainer(catch_config(tmp_path, keep_checkpoints=1), run_dir=tmp_path / "run")
     trainer.start()
     trainer.start()
-    assert "already running: start() did nothing" in capsys.readouterr().err
+    assert "already running: start() did nothing" in capsys.readouterr().out  # status, not an error
     pids = list(trainer.process_ids().values())
     assert len(pids) == 2  # one worker and the evaluator
     wait_for(lambda: trainer.steps >= 300 and trainer.history.episodes, 60, "300 steps and an episode")
     first = trainer.stop()
     assert_all_gone(pids)
     assert trainer.stop() == first == trainer.last_checkpoint  # whoever stopped the run, its checkpoint is there
-    assert f"already stopped; last checkpoint: {first}" in capsys.readouterr().err
+    assert f"already stopped; last checkpoint: {first}" in capsys.readouterr().out
     steps, episodes, elapsed = trainer.steps, len(trainer.history.episodes), trainer.elapsed
     assert trainer.status()["running"] is False and trainer.status()["frames_per_second"] == 0
     assert trainer.process_ids() == {}
@@ -137,8 +137,8 @@ def test_no_child_left_after_the_parent_is_killed_with_sigkill(tmp_path: Path) -
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_a_killed_worker_is_reported_and_restarted_and_training_continues(tmp_path: Path) -> None:
-    trainer = Trainer(catch_config(tmp_path), verbose=False)
+def test_a_killed_worker_is_reported_and_restarted_and_training_continues(tmp_path: Path, capsys) -> None:
+    trainer = Trainer(catch_config(tmp_path))
     with trainer:
         wait_for(lambda: trainer.steps > 100, 60, "the first steps")
         victim = trainer.process_ids()["worker 0"]
@@ -149,6 +149,9 @@ def test_a_killed_worker_is_reported_and_restarted_and_training_continues(tmp_pa
         assert errors[0]["error"] == "worker 0 exited with code -9"
         restarted = trainer.process_ids()["worker 0"]
         assert restarted != victim and alive(restarted)
+        said = capsys.readouterr()  # a notebook shows stderr as an error, stdout as output
+        assert "[a3c] worker 0 crashed (exit code -9) and was restarted" in said.err
+        assert "[a3c] started 1 worker" in said.out and "[a3c] started" not in said.err
         steps = trainer.steps
         wait_for(lambda: trainer.steps > steps + 100, 60, "training to continue after the restart")
         assert trainer.status()["errors"] == 1 and trainer.status()["restarts"] == 1
