@@ -16,15 +16,35 @@ import threading
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
-if TYPE_CHECKING:
-    from .listeners import Listeners
-    from .trainer import Trainer
+import torch
 
+from .config import A3CConfig
 from .evaluator import run_evaluator
+from .listeners import Listeners
+from .model import ActorCritic
 from .processes import ProcessGroup
 from .worker import run_worker
+
+
+class Run(Protocol):
+    """The run a session belongs to (a :class:`~a3c_core.trainer.Trainer`), as far as the session knows it:
+    what it reads, the two things it writes (``failure``, ``latest_frame``) and the three it calls."""
+
+    config: A3CConfig
+    model: ActorCritic                 # the shared model
+    optimizer: torch.optim.Optimizer   # its shared Adam
+    shared_steps: Any                  # the shared step counter (a multiprocessing.Value)
+    steps: int
+    elapsed: float                     # training seconds so far, all sessions
+    saved_at: float                    # time.monotonic() of the last checkpoint
+    failure: str | None
+    latest_frame: dict[str, Any] | None
+
+    def elapsed_at(self, when: float) -> float: ...
+    def record_next_episode(self, name: str) -> None: ...
+    def stop(self) -> Any: ...
 
 
 class Supervisor:
@@ -32,13 +52,14 @@ class Supervisor:
     :meth:`finish` ends both.
 
     Args:
+        trainer: the run (:class:`Run`: the members of the trainer a session uses).
         listeners: where every report goes (the trainer's :class:`~a3c_core.listeners.Listeners`).
         save: writes a checkpoint and says (does not raise) why it could not.
         say: prints a status message when the trainer is verbose.
         warn: prints a problem (a crash, an error report, a failure) when the trainer is verbose.
     """
 
-    def __init__(self, trainer: "Trainer", listeners: "Listeners", save: Callable[[], None],
+    def __init__(self, trainer: Run, listeners: Listeners, save: Callable[[], None],
                  say: Callable[[str], None], warn: Callable[[str], None]):
         self.trainer, self.listeners, self.save, self.say, self.warn = trainer, listeners, save, say, warn
         self.halt = threading.Event()  # set: the session is ending (stop() under way or asked for)
