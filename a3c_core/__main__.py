@@ -163,6 +163,7 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError(f"--ray-address is for the Ray backend (this run's is {config.backend!r}): add --backend ray")
     if not args.resume:
         trainer = Trainer(config, run_dir=Path(config.run_dir) / args.name if args.name else None)
+    trainer.say = lambda message: print(message, file=sys.stderr)  # stdout keeps the results alone
     trainer.start()  # before the progress bar: a run that cannot start says why in one line
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)

@@ -139,10 +139,10 @@ class A3CConfig:
         """Raise ``ValueError`` naming the first field whose value cannot work."""
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
-        for name, (low, high) in LIMITS.items():
+        for name, (low, high) in BOUNDS.items():
             value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"{name} must be between {low:,} and {high:,}, got {value!r}")
+            if not (low < value if name in ABOVE_ZERO else low <= value) or value > high:
+                raise ValueError(f"{name} must be {_bounds_text(name, low, high)}, got {value!r}")
         if self.game not in GAMES:
             raise ValueError(f"game={self.game!r} is not supported; choose one of: {', '.join(GAMES)}")
         if (self.crop_top is None) != (self.crop_bottom is None):
@@ -158,21 +158,6 @@ class A3CConfig:
                              f"got {self.ray_address!r}")
         if self.frame_stack not in (1, 4):
             raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
-        for name in ("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
-        for name in ("lr", "max_grad_norm"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("entropy_coef", "value_coef", "max_steps", "max_minutes", "max_episode_steps", "seed",
-                     "lr_anneal_steps", "eval_frame_every", "eval_steps_per_second", "snapshot_minutes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.checkpoint_minutes <= 0:
-            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}")
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -261,12 +246,26 @@ class A3CConfig:
 _FIELD_TYPES: dict[str, Any] = typing.get_type_hints(A3CConfig)
 #: The fields that cannot change when a run resumes: the game and the shape of the model.
 FIXED_ON_RESUME = ("game", "height", "width", "grayscale", "frame_stack", "center_input", "hidden_size")
-#: Bounds of the sizes and counts, so that a typo cannot ask for a million processes or a
-#: 100,000-pixel frame (the Atari frame itself is 210x160).
-LIMITS: dict[str, tuple[int, int]] = {
+#: The numbers each field may take, ``(lowest, highest)``: sizes and counts bounded so that a typo
+#: cannot ask for a million processes or a 100,000-pixel frame (the Atari frame itself is 210x160),
+#: probabilities and discounts in 0..1, the rest at least 0.
+BOUNDS: dict[str, tuple[float, float]] = {
     "frame_skip": (1, 32), "height": (16, 1024), "width": (16, 1024), "hidden_size": (1, 8192),
     "workers": (1, 256), "rollout_steps": (1, 100_000), "keep_checkpoints": (1, 1000),
+    **dict.fromkeys(("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"), (0, 1)),
+    **dict.fromkeys(("lr", "max_grad_norm", "checkpoint_minutes", "entropy_coef", "value_coef", "max_steps",
+                     "max_minutes", "max_episode_steps", "seed", "lr_anneal_steps", "eval_frame_every",
+                     "eval_steps_per_second", "snapshot_minutes"), (0, math.inf)),
 }
+#: Fields of :data:`BOUNDS` whose lowest value itself cannot work: they must lie above it.
+ABOVE_ZERO = ("lr", "max_grad_norm", "checkpoint_minutes")
+
+
+def _bounds_text(name: str, low: float, high: float) -> str:
+    """How :data:`BOUNDS` says a field's range: "between 1 and 256", ">= 0", "> 0"."""
+    if high == math.inf:
+        return f"{'>' if name in ABOVE_ZERO else '>='} {low:g}"
+    return f"between {low:,} and {high:,}"
 
 
 def _check_type(name: str, value: Any, kind: Any) -> None:
