@@ -166,7 +166,11 @@ def hub(tmp_path: Path):
             time.sleep(0.5)
         yield api
     finally:
-        for name in [f"student{i:02d}" for i in range(STUDENTS)]:
+        try:  # every user the test made: their servers stop before the hub does
+            users = [u["name"] for u in requests.get(f"{base}/hub/api/users", headers=api["headers"], timeout=30).json()]
+        except (requests.RequestException, ValueError):
+            users = [f"student{i:02d}" for i in range(STUDENTS)]
+        for name in users:
             try:
                 requests.delete(f"{base}/hub/api/users/{name}/server", headers=api["headers"], timeout=30)
             except requests.RequestException:
@@ -329,19 +333,30 @@ def test_a_graded_class_fetches_and_hands_in_from_its_hub_servers(hub, tmp_path:
                               env=nbgrader_env, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
 
+    started = time.monotonic()
+
+    def stage(what: str) -> None:  # shown with a failure (pytest prints a failed test's output): where the time went
+        print(f"{time.monotonic() - started:6.1f} s  {what}", flush=True)
+
     instructor("release_assignment", "01_observations")
+    stage("released")
     right = solution_bodies(REPO / "notebooks" / "solutions" / "solutions_01.py")
-    answers = {"student00": right, "student01": {**right, "my_crop": "    return preprocess.crop(frame)"}}
+    answers = {"student00": right,
+               "student01": {**right, "my_crop": "    return preprocess.crop(frame)"},  # wraps the package's answer
+               "student02": {**right, "my_crop": "    return frame[34:194]"}}  # one row off: my_state inherits it
     start_servers(hub, list(answers))
+    stage("servers ready")
     for name, bodies in answers.items():
         out, errors = Kernel(hub["base"], name, hub["token"]).run(
             f"ANSWERS = {bodies!r}\nSTUB = {STUB!r}\n" + HAND_IN, timeout=300)
         assert not errors and f"submitted from {hub['homes'] / name}" in out, (name, errors, out)
+        stage(f"{name} handed in")
     for name in answers:  # a graded class's students get the series without the reference solutions
         assert (hub["homes"] / name / "notebooks" / "01_observations.ipynb").is_file()
         assert not (hub["homes"] / name / "notebooks" / "solutions").exists()
     instructor("collect", "01_observations")
     instructor("autograde", "01_observations")
+    stage("graded")
     instructor("export", "--to", str(tmp_path / "grades.csv"))
     scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader((tmp_path / "grades.csv").open())}
-    assert scores == {"student00": 3.0, "student01": 2.0}  # student01's crop only calls preprocess.crop
+    assert scores == {"student00": 3.0, "student01": 2.0, "student02": 1.0}
