@@ -219,7 +219,7 @@ def learning_summary(trainer: Trainer, games: int = 10) -> str:
 def play(args: argparse.Namespace) -> int:
     # One state at a time gains nothing from more torch threads, and beside a training run they
     # wait for each other: 600 greedy steps took 83 s with 2 threads, 0.5 s with one
-    # (benchmarks/play_threads.py).
+    # (benchmarks/README.md, archived scripts: play_threads.py).
     torch.set_num_threads(1)
     for option, value, least in (("--episodes", args.episodes, 1), ("--seed", args.seed, 0)):
         if value < least:

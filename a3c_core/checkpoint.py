@@ -5,7 +5,7 @@ A checkpoint is one ``torch.save`` dict: ``format``, ``config`` (a plain dict), 
 ``optimizer`` state dicts, ``counters`` (steps, elapsed seconds) and ``history`` (the reward curves
 so far, plain lists). An *exported* agent (:func:`export_agent`, the files in ``data/``) keeps only
 what playing needs: no optimizer state, and the weights in float16 unless asked to keep float32 (a
-greedy policy can lose points to the rounding: benchmarks/README.md); its record, ``<name>.json``
+greedy policy can lose points to the rounding: benchmarks/HISTORY.md); its record, ``<name>.json``
 beside it (:func:`read_record`), says how it was trained and, once evaluated, how well it plays. A
 checkpoint or a record is written to a temporary file in the same folder and then renamed, so a
 crash mid-save never leaves a half-written file under the real name. Loading uses

@@ -81,7 +81,7 @@ class A3CConfig:
     center_input: bool = field(
         default=True,
         metadata={"help": "the model first subtracts each channel's mean over the image, so the constant "
-                          "background reads 0 and the ball and paddles stand out (benchmarks/ball_probe.py)"})
+                          "background reads 0 and the ball and paddles stand out (benchmarks/HISTORY.md, the ball probe)"})
     hidden_size: int = field(default=256, metadata={"help": "size of the GRU's hidden state"})
 
     # --- A3C ---
@@ -90,7 +90,7 @@ class A3CConfig:
     gamma: float = field(default=0.99, metadata={"help": "discount factor"})
     gae_lambda: float = field(default=1.0, metadata={"help": "GAE lambda; 1.0 gives the plain n-step advantage R - V"})
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate of the shared optimizer (3e-4: every "
-                                                      "measured run in benchmarks/README.md)"})
+                                                      "measured run in benchmarks/HISTORY.md)"})
     lr_anneal_steps: int = field(default=0, metadata={"help": "agent steps over which the learning rate falls "
                                                                "linearly from lr to 0, as in the A3C paper (0: constant)"})
     entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
@@ -293,11 +293,11 @@ _FAST = {"grayscale": True, "height": 80, "width": 80, "hidden_size": 256, "work
 #: Presets as field overrides of the defaults. "seed" is the write-up's design with a centred input.
 #: "fast" is 80x80 grayscale with 2 workers, centred too: on deterministic Pong the centred fast preset
 #: solved it in 802k and 600k agent steps against 901k and not-yet-at-1.57M uncentred, same seeds
-#: (benchmarks/README.md, "Centring the fast preset"). "catch" is the warm-up game, with a stronger
+#: (benchmarks/HISTORY.md, "Centring the fast preset"). "catch" is the warm-up game, with a stronger
 #: entropy bonus (0.03: with 0.01 the policy often turned deterministic before it had learned, 40k-132k
 #: steps to a mean of +3 against 27k-40k) and a learning rate of 5e-4: with 1e-3, three 100k-step runs
 #: of six learned Catch and then fell back to random play; with 5e-4, nine of nine learned it (a mean
-#: of 5 of +2 at 29k-43k steps) and stayed there (benchmarks/README.md, Catch).
+#: of 5 of +2 at 29k-43k steps) and stayed there (benchmarks/HISTORY.md, Catch).
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {},
     "fast": _FAST,

@@ -16,7 +16,7 @@ Centring (``center_input``, :func:`center_channels`) subtracts each channel's me
 before the first convolution. Pong's brown background fills almost every pixel, so the centred
 state is about 0 everywhere except on the ball, the paddles and the walls. Without it, at 160x160
 colour, the network needed thousands of updates before it found the ball at all; with it, a few
-hundred (``benchmarks/ball_probe.py``).
+hundred (the ball probe, ``benchmarks/HISTORY.md``).
 
 The GRU is what lets a single frame still "see" motion: its hidden state carries what earlier
 frames showed. Reset it (zeros) at the start of every episode.

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))
 from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, interrupt_kernels, jupyterlab, kernels,  # noqa: E402
                  open_notebook, run_all, shut_down_sessions, wait_until)
 

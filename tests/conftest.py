@@ -42,7 +42,7 @@ CATCH_THRESHOLD = 2.0
 CATCH_LAST = 5
 #: The learning runs' budget, in agent steps (not minutes: on a busy or slow machine the niced workers make
 #: a fraction of their steps; at half speed beside two busy loops, 23k steps in 5 minutes). The catch
-#: preset's runs reached a mean of 5 of +2 at 29k-43k steps, nine of nine (benchmarks/README.md, Catch).
+#: preset's runs reached a mean of 5 of +2 at 29k-43k steps, nine of nine (benchmarks/HISTORY.md, Catch).
 CATCH_STEPS = 100_000
 
 

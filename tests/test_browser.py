@@ -3,7 +3,7 @@
 
 Executing a notebook (``test_notebooks.py``) runs the code but renders no widget; only a browser
 shows whether the widgets appear and whether their updates from the dashboard's thread arrive.
-The dashboard test starts JupyterLab on localhost with a token (``benchmarks/lab.py``), opens the cells of
+The dashboard test starts JupyterLab on localhost with a token (``tests/lab.py``), opens the cells of
 ``notebooks/05_training_live.ipynb`` up to the Catch dashboard plus one cell that keeps the kernel
 busy, runs them, and checks in the page that:
 
@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # lab_run_all, below
 from lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab, open_notebook, run_all, wait_until  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "05_training_live.ipynb"
@@ -67,7 +67,7 @@ def write_test_notebook(folder: Path) -> Path:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict]:
-    """JupyterLab (benchmarks/lab.py) serving ``tmp_path``, with the test notebook in it as ``lab["notebook"]``.
+    """JupyterLab (tests/lab.py) serving ``tmp_path``, with the test notebook in it as ``lab["notebook"]``.
     Teardown ends its whole process group (the kernel and the trainer's processes with it) and checks it is gone."""
     require_chromium()
     notebook = write_test_notebook(tmp_path)

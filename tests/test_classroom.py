@@ -31,13 +31,13 @@ from a3c_core.curves import class_curves
 REPO = Path(__file__).resolve().parents[1]
 STUDENTS = int(os.environ.get("A3C_CLASS_SIZE", "8"))
 #: Notebook 05 stops Catch after CATCH_MINUTES: with 8 students sharing 2 cores each worker gets about a
-#: sixth of a core, and the class's runs took 12-18 minutes on the idle machine (benchmarks/README.md);
+#: sixth of a core, and the class's runs took 12-18 minutes on the idle machine (benchmarks/HISTORY.md);
 #: this leaves room for a busy one. The bar is the notebook's own (a mean of 10 evaluator games >= +4.5).
 CATCH_MINUTES = 40
 #: Memory of one student's training (kernel, fork server, worker, evaluator), proportional set size: at
 #: most this, so that it does not grow unnoticed. It is not the courses issue's goal of 0.5 GB, which
 #: this design does not reach: the kernel and the fork server each import torch (about 0.2 GB of
-#: private memory apiece that no fork can share); benchmarks/README.md, "A class on one JupyterHub".
+#: private memory apiece that no fork can share); benchmarks/HISTORY.md, "A class on one JupyterHub".
 PSS_BAR = 0.7e9
 OUTPUT = REPO / "tests" / "output" / "classroom.json"
 

@@ -1,7 +1,7 @@
 """JupyterLab in headless Chromium, as a student meets it: start the server, open a notebook, Run All.
 
-Shared by ``benchmarks/lab_run_all.py`` (every notebook's Run All, timed) and ``tests/test_browser.py``
-(notebook 05's dashboard in a real browser). Chromium is Debian's (``make browser``), driven by
+Test infrastructure, shared by ``tests/test_browser.py`` (notebook 05's dashboard in a real browser) and
+``benchmarks/lab_run_all.py`` (every notebook's Run All, timed). Chromium is Debian's (``make browser``), driven by
 Playwright (never ``playwright install``); the server listens on 127.0.0.1 only, with a random token.
 """
 
