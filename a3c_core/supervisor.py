@@ -141,6 +141,30 @@ class Supervisor:
                 self.warn(f"{record['source']} reported an error:\n{record['error']}")
         self.listeners(record)
 
+    # The trainer's view of its session: these, handle() and finish(), never the group itself.
+    @property
+    def ending(self) -> bool:
+        """The session is ending: a stop is under way or has been asked for."""
+        return self.halt.is_set()
+
+    @property
+    def starting(self) -> bool:
+        """No worker has made a step yet in this session."""
+        return self.trainer.steps == self.steps_at_start
+
+    @property
+    def restarts(self) -> int:
+        """Crashed children restarted in this session."""
+        return self.group.restarts
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the live child processes (or Ray actors), by name."""
+        return self.group.pids()
+
+    def sync(self) -> None:
+        """Bring the trainer's model and optimizer up to date with the run's (on Ray: the server's)."""
+        self.group.sync()
+
     def steps_per_second(self) -> float:
         """Agent steps per second over the last ~30 s (0 before two samples)."""
         if len(self.rate) < 2:

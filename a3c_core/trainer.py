@@ -163,19 +163,19 @@ class Trainer:
     def close(self) -> None:
         """Stop if running, unless a stop is under way (the reader's, in its own thread); then wait for it
         (and its checkpoint). What leaving a ``with trainer:`` block does."""
-        if self.running and not self._session.halt.is_set():
+        if self.running and not self._session.ending:
             self.stop()
         self.wait(4 * STOP_TIMEOUT)
 
     def process_ids(self) -> dict[str, int]:
         """PIDs of the live child processes, by name (on Ray: the actors that have said where they run;
         one still starting appears at a later call)."""
-        return self._session.group.pids() if self._session is not None and self.running else {}
+        return self._session.pids() if self._session is not None and self.running else {}
 
     @property
     def restarts(self) -> int:
         """Crashed children restarted in the latest session."""
-        return self._session.group.restarts if self._session is not None else 0
+        return self._session.restarts if self._session is not None else 0
 
     # -------------------------------------------------------------------------------- GIFs
     def record_next_episode(self, name: str = "") -> None:
@@ -200,7 +200,7 @@ class Trainer:
     def status(self) -> dict[str, Any]:
         """A snapshot: state ("starting" until the workers' first steps, "running", "stopped"), steps,
         frames, frames/s, elapsed, episodes, rewards (latest and mean of 10), errors, the failure."""
-        state = "stopped" if not self.running else "starting" if self.steps == self._session.steps_at_start else "running"
+        state = "stopped" if not self.running else "starting" if self._session.starting else "running"
         return {"state": state, "running": self.running, "steps": self.steps, "frames": self.frames,
                 "steps_per_second": self.steps_per_second(),
                 "frames_per_second": self.steps_per_second() * self.config.frames_per_step, "elapsed": self.elapsed,
@@ -234,7 +234,7 @@ class Trainer:
                 self._say(f"nothing changed since {self.last_checkpoint.name}: not saved again")
                 return self.last_checkpoint
             if self._session is not None:
-                self._session.group.sync()  # the Ray backend's state lives in its server: copy it here first
+                self._session.sync()  # the Ray backend's state lives in its server: copy it here first
             steps = self.steps  # read once: the file's name and the count inside it agree
             target = self.folder.checkpoint_path(steps) if path is None else Path(path)
             save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},
