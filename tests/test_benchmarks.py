@@ -7,10 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from a3c_core.checkpoint import load_run
 from a3c_core.curves import read_curve
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # each trains for a minute or more
 
 
 def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # lab_run_all, below
 from lab import CHROMIUM, CHROMIUM_ARGS, jupyterlab, open_notebook, run_all, wait_until  # noqa: E402
 
+pytestmark = pytest.mark.slow  # pytest -m "not slow" leaves the notebook and browser runs out
+
 NOTEBOOK = ROOT / "notebooks" / "05_training_live.ipynb"
 OUTPUT = ROOT / "tests" / "output" / "browser"
 #: The cell appended after the dashboard: the kernel stays busy while the browser watches.

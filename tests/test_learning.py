@@ -14,7 +14,7 @@ from a3c_core.evaluator import play_episode
 from a3c_core.shared import SharedAdam, SharedMemoryLink
 from a3c_core.worker import train_loop
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # tests/conftest.py
 
 
 def test_a3c_learns_catch_within_100k_steps(tmp_path, catch_learning):

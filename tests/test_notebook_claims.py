@@ -23,6 +23,8 @@ from a3c_core.evaluator import play_episode
 from a3c_core.resources import core_limits
 from test_notebooks import smoke_run
 
+pytestmark = pytest.mark.slow  # pytest -m "not slow" leaves the notebook and browser runs out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from test_notebooks import smoke_run
+
+pytestmark = pytest.mark.slow  # pytest -m "not slow" leaves the notebook and browser runs out
 
 
 def claims(name: str, probe: str) -> dict:

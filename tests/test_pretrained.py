@@ -17,6 +17,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
+@pytest.mark.slow  # plays whole games
 @pytest.mark.parametrize("name", ["pong-fast", "pong-fast-seed1"])
 def test_pretrained_pong_agents_win(name):
     model, config, names = load_model(DATA / f"{name}.pt")
@@ -30,6 +31,7 @@ def test_pretrained_pong_agents_win(name):
     assert summary["steps"] <= 1_000_000
 
 
+@pytest.mark.slow  # plays whole games
 @pytest.mark.parametrize("name", ["space-invaders-fast", "space-invaders-seed"])
 def test_pretrained_space_invaders_agents_beat_random_play_at_the_games_own_score(name):
     # Sticky actions (ALE v5's 0.25) make each seed a different game for both players; the seeds are
@@ -80,6 +82,7 @@ def fresh_games(name: str, games: int) -> dict:
     return result
 
 
+@pytest.mark.slow  # plays whole games
 @pytest.mark.parametrize("name", [name for name in PROTOCOL_AGENTS if name != TWIN])
 def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_the_final_evaluation(name):
     summary = protocol_record(name)
@@ -96,6 +99,7 @@ def test_protocol_agents_win_fresh_sticky_action_games_and_their_record_holds_th
         assert agent["mean"] - random["mean"] > 2 * spread, (agent["scores"], random["scores"])
 
 
+@pytest.mark.slow  # plays whole games
 def test_notebook_08s_one_frame_agent_wins_every_game_by_less_than_its_four_frame_twin():
     # README and notebook 08: +13.8 over its 30 games, every one won; its 4-frame twin +17.6
     record, twin = protocol_record(TWIN)["evaluation"], protocol_record("pong-seed4-sticky")["evaluation"]
@@ -104,6 +108,7 @@ def test_notebook_08s_one_frame_agent_wins_every_game_by_less_than_its_four_fram
     assert min(fresh_games(TWIN, 5)["agent"]["scores"]) > 0
 
 
+@pytest.mark.slow  # plays whole games
 def test_the_agent_trained_on_one_game_wins_it_and_loses_its_edge_on_sticky_games():
     # Notebook 06, section 5: pong-fast (trained without sticky actions) "wins its one game as clearly as
     # the other agent, and far less often once each game is different"; the sticky-trained agent "keeps
