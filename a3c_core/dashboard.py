@@ -17,12 +17,16 @@ plot change while training runs. A thread was chosen over an asyncio task on the
 loop because the task only runs while the kernel is idle: a student running a long cell would
 freeze the dashboard, while the thread goes on (both measured in the browser with ipykernel 7.4).
 
-Button clicks arrive as comm messages, which the kernel handles between cells. The handlers hand
-the slow work (stopping takes seconds) to a short-lived thread, so the kernel stays free.
+Button clicks arrive as comm messages, which the kernel handles between cells, and while a cell
+*awaits* (ipykernel 7.4 and later hand widget messages to their handlers during an awaiting cell, not
+during a cell that blocks): so :func:`wait_while_training` is a coroutine, and a cell that waits for
+a run says ``await wait_while_training(trainer)``; Stop then answers at once. The handlers hand the
+slow work (stopping takes seconds) to a short-lived thread, so the kernel stays free.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import threading
@@ -88,23 +92,28 @@ def status_line(status: dict[str, Any]) -> str:
     return " &middot; ".join(parts)
 
 
-def wait_while_training(trainer: Trainer, minutes: float | None = None,
-                        until: Callable[[Trainer], bool] | None = None) -> bool:
+async def wait_while_training(trainer: Trainer, minutes: float | None = None,
+                              until: Callable[[Trainer], bool] | None = None) -> bool:
     """Hold a notebook cell while the run trains: until it stops (by itself, a Stop, or ``stop()``; its
     checkpoint is then written), until ``until(trainer)`` is true, or for at most ``minutes``.
 
-    Interrupting the kernel (the ■ button) ends only the wait, quietly: it prints "stopped waiting"
-    instead of a ``KeyboardInterrupt`` traceback, so *Run All* goes on with the next cell; the run is
-    not stopped by it. Returns whether the run has stopped.
+    A coroutine: ``await wait_while_training(trainer)`` in a cell. While it awaits, the kernel still
+    handles the dashboard's buttons (a blocking wait would hold a Stop click until the cell ended).
+    Interrupting the kernel (the ■ button) ends only the wait, quietly, so *Run All* goes on with the
+    next cell; the run is not stopped by it. Returns whether the run has stopped.
     """
     deadline = float("inf") if minutes is None else time.monotonic() + 60 * minutes
     try:
-        while not (until is not None and until(trainer)):
+        while not trainer.wait(timeout=0) and not (until is not None and until(trainer)):
             left = deadline - time.monotonic()
-            if left <= 0 or trainer.wait(timeout=min(0.5, left)):
+            if left <= 0:
                 break
-    except KeyboardInterrupt:
-        print("stopped waiting while the run still trains (Stop, or trainer.stop(), ends it)")
+            await asyncio.sleep(min(0.25, left))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # ipykernel turns the ■ button into a cancellation
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, "uncancel"):
+            task.uncancel()  # the interrupt is handled here: the cell ends normally
+        print("stopped waiting; the run was still training (Stop, or trainer.stop(), ends it)")
     return not trainer.running
 
 

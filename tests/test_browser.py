@@ -4,12 +4,15 @@
 Executing a notebook (``test_notebooks.py``) runs the code but renders no widget; only a browser
 shows whether the widgets appear and whether their updates from the dashboard's thread arrive.
 The dashboard test starts JupyterLab on localhost with a token (``tests/lab.py``), opens the cells of
-``notebooks/05_training_live.ipynb`` up to the Catch dashboard plus one cell that keeps the kernel
-busy, runs them, and checks in the page that:
+``notebooks/05_training_live.ipynb`` up to the Catch dashboard plus one cell that awaits the run
+(``await wait_while_training(catch)``, as the notebook's own waiting cells do), runs them, and checks
+in the page that:
 
 - the game frame is a real image whose pixels change over time, also while the kernel is busy;
 - the reward plot is drawn and redrawn once the evaluator has finished episodes;
-- the Stop button stops the training (status line "stopped", a checkpoint on disk).
+- the Stop button, pressed while the waiting cell holds the kernel, answers: its message at once,
+  the status line "stopped", the waiting cell's end, and a checkpoint on disk (the seconds each took
+  go to ``tests/output/browser/stop_while_waiting.json``).
 
 Screenshots land in ``tests/output/browser/``. Chromium comes from Debian (``make browser``); the
 test skips without it, except under ``CI=true``, where it fails.
@@ -38,14 +41,15 @@ pytestmark = pytest.mark.slow  # pytest -m "not slow" leaves the notebook and br
 
 NOTEBOOK = ROOT / "notebooks" / "05_training_live.ipynb"
 OUTPUT = ROOT / "tests" / "output" / "browser"
-#: The cell appended after the dashboard: the kernel stays busy while the browser watches.
-BUSY_SECONDS = 8
-BUSY_CELL = f"""# Added by tests/test_browser.py: keep the kernel busy while the browser watches the dashboard
-import time
-deadline = time.monotonic() + 90
-while catch.latest_frame is None and time.monotonic() < deadline:
-    time.sleep(0.2)
-time.sleep({BUSY_SECONDS})"""
+#: Catch's time limit in the test notebook: far beyond the moment the test presses Stop, so that only
+#: the click can end the run and the waiting cell.
+CATCH_MINUTES = 10
+#: The cell appended after the dashboard: the kernel awaits the run while the browser watches and
+#: presses Stop (the notebook's own waiting cells await the same way).
+WAIT_CELL = f"""# Added by tests/test_browser.py: the kernel awaits the run while the browser watches and presses Stop
+await wait_while_training(catch, minutes=1.5, until=lambda run: run.latest_frame is not None)
+await wait_while_training(catch, minutes={CATCH_MINUTES})
+print(f"the wait ended after {{catch.elapsed:.0f}} s of training; running: {{catch.running}}")"""
 
 
 def require_chromium() -> None:
@@ -58,10 +62,13 @@ def require_chromium() -> None:
 
 
 def write_test_notebook(folder: Path) -> Path:
-    """Notebook 05's cells up to the one tagged ``catch-dashboard``, then :data:`BUSY_CELL`."""
+    """Notebook 05's cells up to the one tagged ``catch-dashboard``, with ``CATCH_MINUTES`` set after its
+    parameters cell, then :data:`WAIT_CELL`."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     (end,) = [i for i, cell in enumerate(nb.cells) if "catch-dashboard" in cell.metadata.get("tags", [])]
-    nb.cells = nb.cells[:end + 1] + [nbformat.v4.new_code_cell(BUSY_CELL)]
+    (parameters,) = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+    limit = nbformat.v4.new_code_cell(f"CATCH_MINUTES = {CATCH_MINUTES}  # added by tests/test_browser.py")
+    nb.cells = nb.cells[:parameters + 1] + [limit] + nb.cells[parameters + 1:end + 1] + [nbformat.v4.new_code_cell(WAIT_CELL)]
     path = folder / "dashboard_catch.ipynb"
     nbformat.write(nb, path)
     return path
@@ -110,7 +117,7 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
                 busy_samples += busy.count()
                 time.sleep(1.0)
             changed = sum(not np.array_equal(a, b) for a, b in zip(samples, samples[1:]))
-            assert busy_samples >= 4, "the kernel should have been busy with the added cell while we watched"
+            assert busy_samples >= 4, "the kernel should have been busy with the waiting cell while we watched"
             assert changed >= 3, f"the game frame changed only {changed} times in 5 s while the kernel was busy"
             assert all(sample.std() > 5 for sample in samples), "the frame is blank"
 
@@ -126,10 +133,23 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
             assert "running" in status.inner_text()
             page.locator(".jp-Notebook").screenshot(path=str(OUTPUT / "dashboard.png"))
 
+            # Stop, pressed while the waiting cell holds the kernel: the click is taken at once, the run
+            # stops and the wait ends, minutes before the run's own limit would have ended both.
+            assert busy.count() == 1, "the waiting cell should still hold the kernel when Stop is pressed"
+            message, clicked = page.locator(".a3c-message"), time.monotonic()
             page.locator(".a3c-stop").click()
-            wait_until(lambda: "stopped" in status.inner_text(), 60, "the status line to say stopped", page, OUTPUT)
-            wait_until(lambda: "checkpoint" in page.locator(".a3c-message").inner_text(), 30,
-                       "the checkpoint message", page, OUTPUT)
+            seconds = {}
+            for name, answered in (("the button's message", lambda: "stopping" in message.inner_text()
+                                    or "checkpoint" in message.inner_text()),
+                                   ("the status line to say stopped", lambda: "stopped" in status.inner_text()),
+                                   ("the waiting cell to end", lambda: busy.count() == 0)):
+                wait_until(answered, 60, name + " after Stop", page, OUTPUT)
+                seconds[name] = round(time.monotonic() - clicked, 1)
+            wait_until(lambda: "checkpoint" in message.inner_text(), 30, "the checkpoint message", page, OUTPUT)
+            ended = page.locator(".jp-OutputArea-output", has_text="the wait ended after").inner_text()
+            assert "running: False" in ended, ended
+            (OUTPUT / "stop_while_waiting.json").write_text(json.dumps(seconds, indent=1))
+            print("seconds from the Stop click:", seconds)
             page.screenshot(path=str(OUTPUT / "stopped.png"))
         finally:
             browser.close()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Callable
@@ -227,12 +228,76 @@ def test_wait_while_training_ends_at_the_stop_the_condition_the_time_or_quietly_
     from a3c_core.dashboard import wait_while_training
 
     run = FakeRun(stop_after=3)
-    assert wait_while_training(run) is True and run.waits == 3
+    assert asyncio.run(wait_while_training(run)) is True and run.waits == 3
     run = FakeRun()
-    assert wait_while_training(run, until=lambda r: r.waits >= 5) is False and run.waits == 5
+    assert asyncio.run(wait_while_training(run, until=lambda r: r.waits >= 5)) is False and run.waits == 5
     start = time.monotonic()
-    assert wait_while_training(FakeRun(), minutes=0.2 / 60) is False
-    assert 0.15 < time.monotonic() - start < 2
+    assert asyncio.run(wait_while_training(FakeRun(), minutes=0.2 / 60)) is False
+    assert time.monotonic() - start >= 0.2
     run = FakeRun(interrupt_at=4)
-    assert wait_while_training(run, minutes=1) is False and run.waits == 4  # no KeyboardInterrupt escapes
+    assert asyncio.run(wait_while_training(run, minutes=1)) is False and run.waits == 4  # no KeyboardInterrupt escapes
     assert "stopped waiting" in capsys.readouterr().out
+
+    async def interrupted_cell() -> bool:  # ipykernel's ■ on an awaiting cell: its task is cancelled
+        waiting = asyncio.ensure_future(wait_while_training(FakeRun(), minutes=1))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        return await waiting
+
+    assert asyncio.run(interrupted_cell()) is False  # the cell ends normally, no CancelledError
+    assert "stopped waiting" in capsys.readouterr().out
+
+
+#: Run in a real kernel: a button whose click stops a stand-in run, then a cell that awaits the run.
+KERNEL_SETUP = """
+import ipywidgets
+from a3c_core.dashboard import wait_while_training
+
+class Run:
+    running = True
+    def wait(self, timeout):
+        return not self.running
+
+run = Run()
+button = ipywidgets.Button(description="Stop")
+button.on_click(lambda _: setattr(run, "running", False))
+print(button.model_id)
+"""
+
+
+def kernel_cell(client, code: str, on_busy=None, timeout: float = 120) -> str:
+    """Execute ``code`` in the kernel; ``on_busy()`` once the kernel has started it. Returns its text output."""
+    msg_id, text = client.execute(code), []
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "status" and content["execution_state"] == "busy" and on_busy:
+            on_busy()
+        elif kind == "stream":
+            text.append(content["text"])
+        elif kind == "execute_result":
+            text.append(content["data"]["text/plain"])
+        elif kind == "error":
+            raise AssertionError("\n".join(content["traceback"]))
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(text)
+
+
+def test_a_button_click_reaches_its_handler_while_a_cell_awaits_the_run() -> None:
+    """The kernel hands a click to the button while ``await wait_while_training(...)`` holds the cell,
+    so Stop answers during the wait (a blocking wait would keep the click queued until the cell ended)."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(Path(__file__).resolve().parents[1]))
+    try:
+        model_id = kernel_cell(client, KERNEL_SETUP).strip()
+        click = client.session.msg("comm_msg", {"comm_id": model_id,
+                                                "data": {"method": "custom", "content": {"event": "click"}}})
+        waited = kernel_cell(client, "await wait_while_training(run, minutes=10)",
+                             on_busy=lambda: client.shell_channel.send(click))
+        assert waited.strip() == "True", "the click stopped the run and ended the wait, long before 10 minutes"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
