@@ -52,6 +52,11 @@ Answer = SimpleNamespace
 Rule = tuple[Callable[[Answer], Any], str | Callable[[Answer], str]]
 
 
+#: The marks before a verdict: text characters that the usual monospace fonts draw (DejaVu Sans Mono,
+#: Menlo, Consolas), not emoji, which show as empty boxes where no emoji font is installed.
+PASSED, NOT_YET = "\u2713", "\u2717"  # ✓ and ✗
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The verdict of a check: ``passed`` and one sentence for the student."""
@@ -63,7 +68,7 @@ class CheckResult:
         return self.passed
 
     def __repr__(self) -> str:
-        return f"{'✅' if self.passed else '❌'} {self.message}"
+        return f"{PASSED if self.passed else NOT_YET} {self.message}"
 
 
 class _Wrong(Exception):
