@@ -23,8 +23,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # pytest -m "not slow" leaves the notebook and browser runs out
-
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 OUTPUT = ROOT / "tests" / "output"
@@ -160,6 +158,7 @@ def test_notebook_is_committed_clean(path: Path) -> None:
     assert "SMOKE" in params, "the parameters cell should define SMOKE"
 
 
+@pytest.mark.slow  # runs the notebook
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
 def test_notebook_runs_in_smoke_mode(path: Path, kernel_dir: Path) -> None:
     run = smoke_run(path.name)
