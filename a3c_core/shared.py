@@ -37,12 +37,21 @@ class SharedAdam(torch.optim.Adam):
     Pass the optimizer to worker processes together with the shared model.
     """
 
+    # torch wraps step, add_param_group, state_dict and load_state_dict for torch.compile; the wrapper
+    # imports torch's compiler (about 800 modules, 70-90 MB of memory) in each process at its first
+    # call, only to keep the compiler out. SharedAdam is never compiled: it calls torch's own methods
+    # past the wrapper, so neither the kernel (which builds, saves and loads it) nor a worker (which
+    # steps it) pays for the compiler.
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
-        """Adam's own update (``torch.optim.Adam.step``), called past the wrapper that torch puts
-        around it for ``torch.compile``: that wrapper imports torch's compiler (about 800 modules,
-        90 MB) in every process at its first step, only to mark a graph break. ``closure``: not used."""
+        """Adam's own update (``torch.optim.Adam.step``). ``closure``: not used."""
         torch.optim.Adam.step.__wrapped__(self, closure)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        torch.optim.Optimizer.add_param_group.__wrapped__(self, param_group)
+
+    def state_dict(self) -> dict[str, Any]:
+        return torch.optim.Optimizer.state_dict.__wrapped__(self)
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
@@ -60,7 +69,7 @@ class SharedAdam(torch.optim.Adam):
 
         Call it before the worker processes start, as the trainer does when it resumes.
         """
-        super().load_state_dict(state_dict)
+        torch.optim.Optimizer.load_state_dict.__wrapped__(self, state_dict)
         for state in self.state.values():
             for value in state.values():
                 if torch.is_tensor(value):

@@ -1,6 +1,8 @@
 """SharedAdam equals torch's Adam, and updates made in one process are seen by others."""
 
 import multiprocessing as mp
+import subprocess
+import sys
 
 import torch
 
@@ -101,3 +103,25 @@ def test_count_up_counts_and_a_lock_never_loses_an_update():
     data = torch.zeros(3)
     fill_in_child(data, 7.0)
     assert data.tolist() == [7.0, 7.0, 7.0]
+
+
+def test_building_stepping_saving_and_loading_never_imports_torchs_compiler() -> None:
+    """torch's compiler (torch._dynamo: about 800 modules, 70 MB in each process) is imported by the
+    wrappers torch puts around Optimizer's methods; a kernel that builds, saves and loads the shared
+    Adam, and a worker that steps it, must not pay for it. In a fresh interpreter, so that nothing
+    imported before counts."""
+    code = """
+import sys, torch
+from torch import nn
+from a3c_core.shared import SharedAdam
+model = nn.Linear(4, 2)
+optimizer = SharedAdam(model.parameters(), lr=1e-3)
+model(torch.ones(1, 4)).sum().backward()
+optimizer.step()
+optimizer.load_state_dict(optimizer.state_dict())
+assert all(value.is_shared() for state in optimizer.state.values() for value in state.values())
+print(int(optimizer.state[model.weight]["step"]), sorted(m for m in sys.modules if m.startswith("torch._dynamo"))[:3])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "[]"], result.stdout
