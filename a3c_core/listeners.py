@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .files import atomic_write
 from .loggers import open_loggers
-from .plots import save_gif
 
 if TYPE_CHECKING:
     from .config import A3CConfig
@@ -149,6 +148,10 @@ class GifRecorder:
         writer.start()
 
     def _write(self, path: Path, frames: list[Any]) -> None:
+        # Imported here: plots brings matplotlib and imageio, which the training processes never need
+        # (they import this package, and so this module, too; their memory is what a class runs on).
+        from .plots import save_gif
+
         save_gif(path, frames, self.fps)
         self.recordings.append(path)
         self.say(f"saved {path} ({len(frames)} frames)")

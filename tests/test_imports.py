@@ -61,3 +61,18 @@ def test_a_type_only_import_circle_is_found(tmp_path: Path) -> None:
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .trainer import Trainer\n"
     (tmp_path / "supervisor.py").write_text(source)
     assert imported_modules(tmp_path / "supervisor.py", {"trainer", "supervisor"}, tmp_path) == {"trainer"}
+
+
+def test_the_training_processes_import_neither_plotting_nor_widgets() -> None:
+    """The fork server imports what the workers and the evaluator run (processes.PRELOAD) and every
+    child shares it; matplotlib, imageio and ipywidgets (the kernel's side) would add about 25 MB to
+    each student's training on a class's hub. In a fresh interpreter, so that nothing imported before counts."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib; from a3c_core.processes import PRELOAD\n"
+            "for name in PRELOAD: importlib.import_module(name)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'imageio', 'PIL', 'ipywidgets'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", f"the training processes import {result.stdout.strip()}"
