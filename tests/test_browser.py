@@ -8,7 +8,8 @@ The dashboard test starts JupyterLab on localhost with a token (``tests/lab.py``
 (``await wait_while_training(catch)``, as the notebook's own waiting cells do), runs them, and checks
 in the page that:
 
-- the game frame is a real image whose pixels change over time, also while the kernel is busy;
+- the game frame is a real image whose pixels change over time, also while the kernel is busy, and
+  after the page was scrolled away from it and back;
 - the reward plot is drawn and redrawn once the evaluator has finished episodes;
 - the Stop button, pressed while the waiting cell holds the kernel, answers: its message at once,
   the status line "stopped", the waiting cell's end, and a checkpoint on disk (the seconds each took
@@ -68,7 +69,11 @@ def write_test_notebook(folder: Path) -> Path:
     (end,) = [i for i, cell in enumerate(nb.cells) if "catch-dashboard" in cell.metadata.get("tags", [])]
     (parameters,) = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
     limit = nbformat.v4.new_code_cell(f"CATCH_MINUTES = {CATCH_MINUTES}  # added by tests/test_browser.py")
-    nb.cells = nb.cells[:parameters + 1] + [limit] + nb.cells[parameters + 1:end + 1] + [nbformat.v4.new_code_cell(WAIT_CELL)]
+    # Text below the cells, enough to scroll the dashboard out of view and back.
+    below = [nbformat.v4.new_markdown_cell(f"Added by tests/test_browser.py: text to scroll past ({n}).\n\n"
+                                           + "A paragraph that only takes room. " * 120) for n in range(12)]
+    nb.cells = (nb.cells[:parameters + 1] + [limit] + nb.cells[parameters + 1:end + 1]
+                + [nbformat.v4.new_code_cell(WAIT_CELL)] + below)
     path = folder / "dashboard_catch.ipynb"
     nbformat.write(nb, path)
     return path
@@ -120,6 +125,19 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
             assert busy_samples >= 4, "the kernel should have been busy with the waiting cell while we watched"
             assert changed >= 3, f"the game frame changed only {changed} times in 5 s while the kernel was busy"
             assert all(sample.std() > 5 for sample in samples), "the frame is blank"
+
+            # Scrolled out of view and back, the frame is still the game at its size, and still moving.
+            scroller = page.locator(".jp-WindowedPanel-outer").first
+            scroller.evaluate("panel => { panel.scrollTop = panel.scrollHeight; }")
+            time.sleep(3)
+            scroller.evaluate("panel => { panel.scrollTop = 0; }")
+            frame.scroll_into_view_if_needed()
+            wait_until(lambda: natural_size(frame) == (320, 420), 10, "the frame after scrolling back", page, OUTPUT)
+            shown = frame.evaluate("img => [img.getBoundingClientRect().width, img.getBoundingClientRect().height]")
+            assert shown == [320, 420], f"the frame shows at {shown} after scrolling away and back"
+            before = element_pixels(frame)
+            wait_until(lambda: not np.array_equal(element_pixels(frame), before), 10, "the frame to move again",
+                       page, OUTPUT)
 
             # The reward plot: drawn at once, redrawn once the evaluator has finished a few episodes.
             first_plot = element_pixels(plot)
