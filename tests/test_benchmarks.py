@@ -1,5 +1,6 @@
 """The learning-speed benchmark runs end to end and writes its curve, plot and table row."""
 
+import json
 import re
 import signal
 import subprocess
@@ -96,3 +97,20 @@ def test_time_to_score_stops_cleanly_on_sigterm_and_trains_for_minutes_more_on_r
                              timeout=60, cwd=tmp_path)
     assert refused.returncode == 2 and "--for-minutes must be a positive number of minutes" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_student_memory_measures_every_process_of_one_students_catch_run(tmp_path):
+    out = tmp_path / "memory.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "student_memory.py"), "--seconds", "5",
+                             "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(out.read_text())
+    processes = record["processes"]
+    assert {"kernel", "worker 0", "evaluator"} <= {name.split(" (")[0] for name in processes}, list(processes)
+    assert any(name.startswith("fork server") for name in processes) or sys.platform != "linux"
+    assert record["total_pss"] == round(sum(sizes["pss"] for sizes in processes.values()), 1)
+    assert all(0 < sizes["private_dirty"] <= sizes["anonymous"] + 1 for sizes in processes.values())
+    assert record["kernel_after_imports"]["pss"] > record["kernel_started"]["pss"]  # torch and the package
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "student_memory.py"), "--seconds", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--seconds" in bad.stderr and "Traceback" not in bad.stderr
