@@ -170,3 +170,16 @@ def test_notebook_runs_in_smoke_mode(path: Path, kernel_dir: Path) -> None:
     print(f"{path.name}: {run.seconds:.1f} s in smoke mode")
     assert run.seconds <= run.limit, (f"{path.name} took {run.seconds:.0f} s in smoke mode, more than its "
                                       f"{run.limit:.0f} s")
+
+
+@pytest.mark.slow  # runs the notebook, every cell twice
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_every_cell_runs_again_right_after_itself(path: Path, kernel_dir: Path) -> None:
+    """Students run a cell again (to see it once more, after a mistake, or by habit): each code cell,
+    executed twice in a row in smoke mode, ends without an error, its second run included."""
+    nb = inject_smoke_parameters(nbformat.read(path, as_version=4))
+    nb.cells = [copy for cell in nb.cells
+                for copy in ([cell, nbformat.from_dict(json.loads(json.dumps(cell)))] if cell.cell_type == "code" else [cell])]
+    limit = 2 * float(lab_metadata(nb).get("smoke_timeout_s", DEFAULT_TIMEOUT_S))
+    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=int(limit),
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
