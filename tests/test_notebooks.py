@@ -187,6 +187,6 @@ def test_every_cell_runs_again_right_after_itself(path: Path, kernel_dir: Path) 
     nb = inject_smoke_parameters(nbformat.read(path, as_version=4))
     nb.cells = [copy for cell in nb.cells
                 for copy in ([cell, nbformat.from_dict(json.loads(json.dumps(cell)))] if cell.cell_type == "code" else [cell])]
-    limit = 2 * float(lab_metadata(nb).get("smoke_timeout_s", DEFAULT_TIMEOUT_S))
-    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=int(limit),
+    limit = float(lab_metadata(nb).get("smoke_timeout_s", DEFAULT_TIMEOUT_S))
+    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=int(HANG_FACTOR * limit),  # a cell that hangs
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
