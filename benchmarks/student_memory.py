@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from lab import run_cell  # noqa: E402  (a cell run through a kernel client, shared with the tests)
 FIELDS = {"Pss:": "pss", "Pss_Anon:": "pss_anon", "Private_Dirty:": "private_dirty", "Anonymous:": "anonymous"}
 
 
@@ -76,21 +78,6 @@ START = """config = A3CConfig.preset("catch", workers=default_workers(2), max_mi
 catch = Trainer(config).start()
 display(Dashboard(catch))
 """
-
-
-def run_cell(client, code: str, timeout: float = 300) -> str:
-    """Execute ``code`` in the kernel; its printed text. An error in the cell raises RuntimeError."""
-    msg_id, text = client.execute(code), []
-    while True:
-        msg = client.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            text.append(msg["content"]["text"])
-        elif msg["msg_type"] == "error":
-            raise RuntimeError(f"the cell failed: {msg['content']['ename']}: {msg['content']['evalue']}")
-        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return "".join(text)
 
 
 def measure(cpu_limit: int, seconds: float) -> dict:

@@ -191,3 +191,25 @@ def run_all(page: Any) -> None:
     """Run > Run All Cells, from the menu, as a student does."""
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+def run_cell(client: Any, code: str, on_busy: Callable[[], None] | None = None, timeout: float = 300) -> str:
+    """Execute ``code`` through a ``jupyter_client`` kernel client; ``on_busy()`` once the kernel has
+    started it. Returns what it printed and its result's text; an error in the cell raises RuntimeError
+    with the cell's traceback."""
+    msg_id, text = client.execute(code), []
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "status" and content["execution_state"] == "busy" and on_busy:
+            on_busy()
+        elif kind == "stream":
+            text.append(content["text"])
+        elif kind == "execute_result":
+            text.append(content["data"]["text/plain"])
+        elif kind == "error":
+            raise RuntimeError(f"the cell failed: {content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"]))
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(text)

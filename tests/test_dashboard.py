@@ -265,37 +265,18 @@ print(button.model_id)
 """
 
 
-def kernel_cell(client, code: str, on_busy=None, timeout: float = 120) -> str:
-    """Execute ``code`` in the kernel; ``on_busy()`` once the kernel has started it. Returns its text output."""
-    msg_id, text = client.execute(code), []
-    while True:
-        msg = client.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "status" and content["execution_state"] == "busy" and on_busy:
-            on_busy()
-        elif kind == "stream":
-            text.append(content["text"])
-        elif kind == "execute_result":
-            text.append(content["data"]["text/plain"])
-        elif kind == "error":
-            raise AssertionError("\n".join(content["traceback"]))
-        elif kind == "status" and content["execution_state"] == "idle":
-            return "".join(text)
-
-
 def test_a_button_click_reaches_its_handler_while_a_cell_awaits_the_run() -> None:
     """The kernel hands a click to the button while ``await wait_while_training(...)`` holds the cell,
     so Stop answers during the wait (a blocking wait would keep the click queued until the cell ended)."""
     from jupyter_client.manager import start_new_kernel
+    from lab import run_cell  # tests/lab.py
 
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(Path(__file__).resolve().parents[1]))
     try:
-        model_id = kernel_cell(client, KERNEL_SETUP).strip()
+        model_id = run_cell(client, KERNEL_SETUP).strip()
         click = client.session.msg("comm_msg", {"comm_id": model_id,
                                                 "data": {"method": "custom", "content": {"event": "click"}}})
-        waited = kernel_cell(client, "await wait_while_training(run, minutes=10)",
+        waited = run_cell(client, "await wait_while_training(run, minutes=10)",
                              on_busy=lambda: client.shell_channel.send(click))
         assert waited.strip() == "True", "the click stopped the run and ended the wait, long before 10 minutes"
     finally:
