@@ -18,6 +18,10 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 # authentication starts its cluster with `ray start` and joins it from the CLI, in processes of their own.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -33,6 +37,36 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m a3c_core ARGS`` run inside this process: ``main(args)`` with stdout and stderr captured,
+    its exit status as a subprocess would give it. Saves the ~5 s of starting Python and importing torch
+    per call; the training processes it starts are real ones all the same. What the command changes for
+    its process (signal handlers, torch's thread count, the working folder, ``env``) is put back."""
+    from a3c_core.__main__ import main
+
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in names}
+    threads, folder = torch.get_num_threads(), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's errors and parser.exit
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            if isinstance(exit.code, str):
+                err.write(exit.code + "\n")
+        finally:
+            os.chdir(folder)
+            torch.set_num_threads(threads)
+            for name, handler in handlers.items():
+                signal.signal(getattr(signal, name), handler)
+    return subprocess.CompletedProcess(["a3c_core", *args], code, out.getvalue(), err.getvalue())
 
 
 # Mean over 5 greedy episodes: +2 means 7 of 10 balls caught, where a random paddle catches 1 in 4

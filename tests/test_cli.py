@@ -1,4 +1,7 @@
-"""The command line: help, bad input, a short training run, Ctrl-C, and play."""
+"""The command line: help, bad input, a short training run, Ctrl-C, and play.
+
+Most commands run inside the test's process (`conftest.cli`); the entry point itself (`python -m
+a3c_core`) and Ctrl-C run as a real command."""
 
 import dataclasses
 import json
@@ -11,8 +14,10 @@ import time
 import pytest
 
 from a3c_core import A3CConfig
+from conftest import cli
 
 CLI = [sys.executable, "-m", "a3c_core"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_help_lists_every_config_field():
@@ -24,14 +29,13 @@ def test_help_lists_every_config_field():
 @pytest.mark.parametrize("args, message", [(["--workers", "-2"], "workers"), (["--rollout-steps", "0"], "rollout_steps"),
                                            (["--game", "tetris"], "pong, space_invaders, catch")])
 def test_bad_values_exit_with_a_message_naming_the_field(args, message):
-    result = subprocess.run(CLI + ["train"] + args, capture_output=True, text=True, timeout=120)
+    result = cli("train", *args)
     assert result.returncode == 2 and message in result.stderr
 
 
 def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
-    result = subprocess.run(CLI + ["train", "--preset", "fast", "--game", "catch", "--workers", "1", "--max-steps",
-                                   "1500", "--run-dir", str(tmp_path), "--name", "cli"],
-                            capture_output=True, text=True, timeout=240)
+    result = cli("train", "--preset", "fast", "--game", "catch", "--workers", "1", "--max-steps", "1500",
+                 "--run-dir", str(tmp_path), "--name", "cli")
     assert result.returncode == 0, result.stderr
     assert "frames/s" in result.stderr  # the progress bar
     lines = result.stderr.replace("\r", "\n").splitlines()
@@ -46,30 +50,23 @@ def test_train_writes_metrics_and_a_checkpoint_then_play_replays_it(tmp_path):
     assert json.loads((run / "config.json").read_text())["workers"] == 1
 
     gif = tmp_path / "catch.gif"
-    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--episodes", "2", "--gif", str(gif)],
-                            capture_output=True, text=True, timeout=120)
+    result = cli("play", str(checkpoints[0]), "--episodes", "2", "--gif", str(gif))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("episode ") == 2 and "mean score over 2 episodes" in result.stdout
     assert gif.stat().st_size > 1000
 
-    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--episodes", "2", "--vs-random",
-                                   "--sticky-action-prob", "0.25"], capture_output=True, text=True, timeout=120)
+    result = cli("play", str(checkpoints[0]), "--episodes", "2", "--vs-random", "--sticky-action-prob", "0.25")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("random episode ") == 2 and "random: mean score over 2 episodes" in result.stdout
     assert "agent - random:" in result.stdout and "sticky actions 0.25" in result.stdout
-    result = subprocess.run(CLI + ["play", str(checkpoints[0]), "--sticky-action-prob", "1.5"],
-                            capture_output=True, text=True, timeout=120)
+    result = cli("play", str(checkpoints[0]), "--sticky-action-prob", "1.5")
     assert result.returncode == 2 and "sticky_action_prob must be between 0 and 1" in result.stderr
 
     # --resume with the run folder: its newest checkpoint
-    result = subprocess.run(CLI + ["train", "--resume", str(run), "--max-steps", "1800"],
-                            capture_output=True, text=True, timeout=240)
+    result = cli("train", "--resume", str(run), "--max-steps", "1800")
     assert result.returncode == 0, result.stderr
     newest = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
     assert newest >= 1800 and "catch: " in result.stdout
-
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("args, message", [(["--seed", "-1"], "--seed must be >= 0, got -1"),
@@ -78,8 +75,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                                            (["--gif", "{tmp}"], "--gif {tmp} is a folder")])
 def test_play_refuses_bad_options_in_one_sentence_before_it_plays(args, message, tmp_path):
     args = [arg.format(tmp=tmp_path) for arg in args]
-    result = subprocess.run(CLI + ["play", "data/pong-fast.pt"] + args, capture_output=True, text=True, timeout=120,
-                            cwd=REPO)
+    result = cli("play", "data/pong-fast.pt", *args, cwd=REPO)
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1  # one sentence
     assert message.format(tmp=tmp_path) in result.stderr
@@ -92,15 +88,13 @@ def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path):
     shutil.copy(os.path.join(REPO, "data", "pong-fast.pt"), checkpoint)
     before = checkpoint.read_bytes()
     for output, message in ((checkpoint, "is the checkpoint itself"), (tmp_path / "agent.json", "as a .pt file")):
-        result = subprocess.run(CLI + ["export", str(checkpoint), str(output)], capture_output=True, text=True,
-                                timeout=120)
+        result = cli("export", str(checkpoint), str(output))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert checkpoint.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["agent.pt"]
 
 
 def test_a_ray_address_without_the_ray_backend_is_one_sentence_and_makes_no_run_folder(tmp_path):
-    result = subprocess.run(CLI + ["train", "--preset", "catch", "--ray-address", "127.0.0.1:6379", "--run-dir",
-                                   str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    result = cli("train", "--preset", "catch", "--ray-address", "127.0.0.1:6379", "--run-dir", str(tmp_path / "runs"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == ("error: --ray-address is for the Ray backend (this run's is "
                                                       "'local'): add --backend ray")
@@ -111,17 +105,15 @@ def test_a_ray_address_without_the_ray_backend_is_one_sentence_and_makes_no_run_
 def test_evaluate_plays_fresh_sticky_games_against_random_and_stores_them_in_the_agents_record(tmp_path):
     from a3c_core.evaluator import FINAL_SEED
     run = tmp_path / "run"
-    assert subprocess.run(CLI + ["train", "--preset", "catch", "--workers", "1", "--max-steps", "300",
-                                 "--run-dir", str(tmp_path), "--name", "run"], capture_output=True, timeout=240).returncode == 0
+    assert cli("train", "--preset", "catch", "--workers", "1", "--max-steps", "300", "--run-dir", str(tmp_path),
+               "--name", "run").returncode == 0
     checkpoint = next((run / "checkpoints").glob("step-*.pt"))
-    result = subprocess.run(CLI + ["evaluate", str(checkpoint), "--episodes", "4", "--save-record"],
-                            capture_output=True, text=True, timeout=120)
+    result = cli("evaluate", str(checkpoint), "--episodes", "4", "--save-record")
     assert result.returncode == 2 and "export the checkpoint first" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     agent = tmp_path / "agent.pt"
-    assert subprocess.run(CLI + ["export", str(checkpoint), str(agent)], capture_output=True, timeout=120).returncode == 0
-    result = subprocess.run(CLI + ["evaluate", str(agent), "--episodes", "4", "--save-record"],
-                            capture_output=True, text=True, timeout=120)
+    assert cli("export", str(checkpoint), str(agent)).returncode == 0
+    result = cli("evaluate", str(agent), "--episodes", "4", "--save-record")
     assert result.returncode == 0, result.stderr
     record = json.loads(agent.with_suffix(".json").read_text())["evaluation"]
     assert record["episodes"] == 4 and record["seeds"] == [FINAL_SEED, FINAL_SEED + 3]
@@ -133,7 +125,7 @@ def test_evaluate_plays_fresh_sticky_games_against_random_and_stores_them_in_the
         line = next(line for line in result.stdout.splitlines() if line.startswith(player))
         assert f"{summary['mean']:+.2f}" in line  # what it printed is what it stored
     # the same seeds give the same games
-    again = subprocess.run(CLI + ["evaluate", str(agent), "--episodes", "4"], capture_output=True, text=True, timeout=120)
+    again = cli("evaluate", str(agent), "--episodes", "4")
     assert again.stdout.splitlines()[-2:] == result.stdout.splitlines()[-3:-1]
 
 
@@ -141,8 +133,7 @@ def test_evaluate_plays_fresh_sticky_games_against_random_and_stores_them_in_the
                                            (["--first-seed", "-1"], "--first-seed must be >= 0"),
                                            (["--sticky-action-prob", "2"], "--sticky-action-prob must be between 0 and 1")])
 def test_evaluate_refuses_bad_options_in_one_sentence(args, message):
-    result = subprocess.run(CLI + ["evaluate", "data/pong-fast.pt"] + args, capture_output=True, text=True, timeout=120,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = cli("evaluate", "data/pong-fast.pt", *args, cwd=REPO)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 

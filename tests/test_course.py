@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from a3c_core import course
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "a3c_core"]
@@ -76,18 +77,18 @@ def test_lab_with_a_folder_it_cannot_write_says_so_in_one_sentence() -> None:
     result = subprocess.run(CLI + ["lab", "--dir", "/proc/a3c-lab-cannot-be-here"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    result = subprocess.run(CLI + ["play", "x.pt", "--no-such-option"], capture_output=True, text=True, timeout=120)
+    result = cli("play", "x.pt", "--no-such-option")
     assert result.returncode == 2 and "unrecognized arguments: --no-such-option" in result.stderr
 
 
 def test_the_cli_starts_no_more_workers_than_the_cores_it_may_use(tmp_path: Path) -> None:
-    env = {**os.environ, "CPU_LIMIT": "1"}
-    result = subprocess.run(CLI + ["train", "--preset", "catch", "--max-steps", "200", "--run-dir", str(tmp_path),
-                                   "--name", "limited"], capture_output=True, text=True, timeout=240, env=env)
+    env = {"CPU_LIMIT": "1"}
+    result = cli("train", "--preset", "catch", "--max-steps", "200", "--run-dir", str(tmp_path), "--name", "limited",
+                 env=env)
     assert result.returncode == 0, result.stderr
     assert "[a3c] 1 worker: this process may use 1 core (" in result.stderr and "CPU_LIMIT 1" in result.stderr
     assert json.loads((tmp_path / "limited" / "config.json").read_text())["workers"] == 1
-    chosen = subprocess.run(CLI + ["train", "--preset", "catch", "--workers", "2", "--max-steps", "200", "--run-dir",
-                                   str(tmp_path), "--name", "chosen"], capture_output=True, text=True, timeout=240, env=env)
+    chosen = cli("train", "--preset", "catch", "--workers", "2", "--max-steps", "200", "--run-dir", str(tmp_path),
+                 "--name", "chosen", env=env)
     assert chosen.returncode == 0 and "this process may use" not in chosen.stderr
     assert json.loads((tmp_path / "chosen" / "config.json").read_text())["workers"] == 2

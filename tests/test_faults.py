@@ -24,14 +24,15 @@ from a3c_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from a3c_core.run_folder import RunFolder
 from a3c_core.processes import MAX_CRASHES, ProcessGroup, send
 
+from conftest import cli
 from test_trainer import alive, assert_all_gone, catch_config, wait_for
 
 CLI = [sys.executable, "-m", "a3c_core"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return cli(*args, cwd=ROOT)
 
 
 def one_sentence(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -258,7 +259,7 @@ def test_the_cli_exits_non_zero_when_the_run_diverges(tmp_path: Path) -> None:
     payload = load_checkpoint(good)
     poisoned = save_checkpoint(tmp_path / "run" / "checkpoints" / "step-000000000001.pt",
                                {**payload, "model": trainer.model.state_dict()})
-    result = run_cli("train", "--resume", str(poisoned), timeout=180)
+    result = run_cli("train", "--resume", str(poisoned))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr.split("reported an error")[0]
     assert "error: the run failed" in result.stderr and "diverged" in result.stderr.strip().splitlines()[-1]
