@@ -25,7 +25,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .preprocess import GAME_CROPS
 
@@ -37,6 +37,36 @@ GAMES: dict[str, str] = {
     "space_invaders": "ALE/SpaceInvaders-v5",
     "catch": "A3CLab/Catch-v0",
 }
+INF = math.inf
+
+
+def knob(default: Any, help: str, *, within: tuple[float, float] | None = None, above: float | None = None,
+         choices: tuple[Any, ...] = (), rule: Callable[[A3CConfig], str | None] | None = None) -> Any:
+    """A config field: its default, its ``--help`` text and the values it may take, the one place that says
+    so. Its type is its annotation (a float must also be finite); then ``within`` a closed range (sizes and
+    counts bounded, so that a typo cannot ask for a million processes or a 100,000-pixel frame), ``above`` a
+    bound it may not reach, one of ``choices``, or a ``rule``: a function of the whole config that says what
+    is wrong, or None. :meth:`A3CConfig.validate` applies them."""
+    return field(default=default, metadata={"help": help, "within": within, "above": above, "choices": choices,
+                                            "rule": rule})
+
+
+def _crop_rows(config: A3CConfig) -> str | None:
+    """What is wrong with the crop rows, if anything: set together, in the frame, 16 rows at least."""
+    top, bottom = config.crop_top, config.crop_bottom
+    if (top is None) != (bottom is None):
+        return "crop_top and crop_bottom are set together (or both left to the game's default)"
+    if top is not None and not 0 <= top < bottom - 15 <= 210 - 15:
+        return f"crop rows must satisfy 0 <= crop_top < crop_bottom <= 210 and keep 16 rows at least, got {top}..{bottom}"
+    return None
+
+
+def _host_port(config: A3CConfig) -> str | None:
+    """What is wrong with ``ray_address``, if anything: empty, or HOST:PORT."""
+    host, _, port = config.ray_address.rpartition(":")
+    if config.ray_address and not (host and port.isdigit() and 0 < int(port) < 65536):
+        return f"ray_address must be HOST:PORT (the address `ray start --head` prints), got {config.ray_address!r}"
+    return None
 
 
 @dataclass
@@ -44,120 +74,85 @@ class A3CConfig:
     """Hyperparameters and settings of one training run (defaults: the seed preset)."""
 
     # --- the game ---
-    game: str = field(default="pong", metadata={"help": f"game to play: {', '.join(GAMES)}"})
-    frame_skip: int = field(default=4, metadata={"help": "emulator frames per agent step (the action repeats)"})
-    sticky_action_prob: float = field(
-        default=0.25,
-        metadata={"help": "training games: probability that the emulator repeats the previous action instead "
-                          "(0.25: ALE v5's default, Machado et al. 2018; 0: the write-up's deterministic Pong)"})
-    eval_sticky_action_prob: float = field(
-        default=0.25,
-        metadata={"help": "the evaluator's games: sticky-action probability (0.25, the field's protocol, makes "
-                          "every evaluation game a different one; 0 replays one deterministic game)"})
-    shaped_rewards: bool | None = field(
-        default=None,
-        metadata={"help": "Space Invaders reward shaping (+0.1 per alien hit, -1 per life lost); "
-                          "default: on for space_invaders, off otherwise"})
-    max_pool_frames: bool | None = field(
-        default=None,
-        metadata={"help": "show the model the pixel-wise max of the last two emulator frames of each step, so that "
-                          "objects drawn every other frame (Space Invaders' shots) are never invisible; default: on "
-                          "for space_invaders, off otherwise"})
-    max_episode_steps: int = field(default=0, metadata={"help": "cut episodes after this many agent steps (0: the game's own end)"})
+    game: str = knob("pong", f"game to play: {', '.join(GAMES)}", choices=tuple(GAMES))
+    frame_skip: int = knob(4, "emulator frames per agent step (the action repeats)", within=(1, 32))
+    sticky_action_prob: float = knob(
+        0.25, "training games: probability that the emulator repeats the previous action instead (0.25: ALE v5's "
+        "default, Machado et al. 2018; 0: the write-up's deterministic Pong)", within=(0, 1))
+    eval_sticky_action_prob: float = knob(
+        0.25, "the evaluator's games: sticky-action probability (0.25, the field's protocol, makes every evaluation "
+        "game a different one; 0 replays one deterministic game)", within=(0, 1))
+    shaped_rewards: bool | None = knob(
+        None, "Space Invaders reward shaping (+0.1 per alien hit, -1 per life lost); default: on for space_invaders, "
+        "off otherwise")
+    max_pool_frames: bool | None = knob(
+        None, "show the model the pixel-wise max of the last two emulator frames of each step, so that objects drawn "
+        "every other frame (Space Invaders' shots) are never invisible; default: on for space_invaders, off otherwise")
+    max_episode_steps: int = knob(0, "cut episodes after this many agent steps (0: the game's own end)", within=(0, INF))
 
     # --- what the model sees ---
-    crop_top: int | None = field(
-        default=None,
-        metadata={"help": "first row of the 210-row frame that the model sees (default: the game's, "
-                          "preprocess.GAME_CROPS: Pong 35, Space Invaders 20)"})
-    crop_bottom: int | None = field(
-        default=None, metadata={"help": "the row after the last one the model sees (default: the game's, 195)"})
-    height: int = field(default=160, metadata={"help": "height of the resized state in pixels"})
-    width: int = field(default=160, metadata={"help": "width of the resized state in pixels"})
-    grayscale: bool = field(default=False, metadata={"help": "one channel per frame instead of three"})
-    frame_stack: int = field(default=1, metadata={"help": "how many latest states the model sees at once (1 or 4)"})
+    crop_top: int | None = knob(None, "first row of the 210-row frame that the model sees (default: the game's, "
+                                      "preprocess.GAME_CROPS: Pong 35, Space Invaders 20)")
+    crop_bottom: int | None = knob(None, "the row after the last one the model sees (default: the game's, 195)",
+                                   rule=_crop_rows)
+    height: int = knob(160, "height of the resized state in pixels", within=(16, 1024))
+    width: int = knob(160, "width of the resized state in pixels", within=(16, 1024))
+    grayscale: bool = knob(False, "one channel per frame instead of three")
+    frame_stack: int = knob(1, "how many latest states the model sees at once (1 or 4)", choices=(1, 4))
 
     # --- the model ---
-    center_input: bool = field(
-        default=True,
-        metadata={"help": "the model first subtracts each channel's mean over the image, so the constant "
-                          "background reads 0 and the ball and paddles stand out (benchmarks/HISTORY.md, the ball probe)"})
-    hidden_size: int = field(default=256, metadata={"help": "size of the GRU's hidden state"})
+    center_input: bool = knob(
+        True, "the model first subtracts each channel's mean over the image, so the constant background reads 0 and "
+        "the ball and paddles stand out (benchmarks/HISTORY.md, the ball probe)")
+    hidden_size: int = knob(256, "size of the GRU's hidden state", within=(1, 8192))
 
     # --- A3C ---
-    workers: int = field(default=8, metadata={"help": "training processes that update the shared model"})
-    rollout_steps: int = field(default=30, metadata={"help": "agent steps between two gradient updates of a worker"})
-    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
-    gae_lambda: float = field(default=1.0, metadata={"help": "GAE lambda; 1.0 gives the plain n-step advantage R - V"})
-    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate of the shared optimizer (3e-4: every "
-                                                      "measured run in benchmarks/HISTORY.md)"})
-    lr_anneal_steps: int = field(default=0, metadata={"help": "agent steps over which the learning rate falls "
-                                                               "linearly from lr to 0, as in the A3C paper (0: constant)"})
-    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
-    value_coef: float = field(default=0.5, metadata={"help": "weight of the value loss"})
-    max_grad_norm: float = field(default=40.0, metadata={"help": "clip each update's gradient to this global norm"})
-    seed: int = field(default=0, metadata={"help": "base random seed; worker i uses seed + i"})
+    workers: int = knob(8, "training processes that update the shared model", within=(1, 256))
+    rollout_steps: int = knob(30, "agent steps between two gradient updates of a worker", within=(1, 100_000))
+    gamma: float = knob(0.99, "discount factor", within=(0, 1))
+    gae_lambda: float = knob(1.0, "GAE lambda; 1.0 gives the plain n-step advantage R - V", within=(0, 1))
+    lr: float = knob(3e-4, "Adam learning rate of the shared optimizer (3e-4: every measured run in "
+                           "benchmarks/HISTORY.md)", above=0)
+    lr_anneal_steps: int = knob(0, "agent steps over which the learning rate falls linearly from lr to 0, as in the "
+                                   "A3C paper (0: constant)", within=(0, INF))
+    entropy_coef: float = knob(0.01, "weight of the entropy bonus", within=(0, INF))
+    value_coef: float = knob(0.5, "weight of the value loss", within=(0, INF))
+    max_grad_norm: float = knob(40.0, "clip each update's gradient to this global norm", above=0)
+    seed: int = knob(0, "base random seed; worker i uses seed + i", within=(0, INF))
 
     # --- run control and reporting ---
-    max_steps: int = field(
-        default=0,
-        metadata={"help": "stop after this many agent steps in all workers, counted from the run's start (a "
-                          "resumed run included; 0: no limit)"})
-    max_minutes: float = field(
-        default=0.0,
-        metadata={"help": "stop after this many minutes of training, counted from the run's start (a resumed run "
-                          "included; 0: no limit)"})
-    checkpoint_minutes: float = field(default=10.0, metadata={"help": "minutes between periodic checkpoints"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "how many periodic checkpoints to keep"})
-    eval_steps_per_second: float = field(
-        default=30.0,
-        metadata={"help": "pace of the greedy evaluator, so that it leaves the cores to the workers and plays at "
-                          "a speed a person can watch (0: as fast as it can)"})
-    eval_frame_every: int = field(default=2, metadata={"help": "the evaluator sends every N-th frame for display (0: none)"})
-    snapshot_minutes: float = field(
-        default=30.0,
-        metadata={"help": "save a GIF of the evaluator's next episode after this many training minutes, then at "
-                          "every doubling (30, 60, 120 ... min), under gifs/ in the run folder (0: none)"})
-    wandb: bool = field(default=False, metadata={"help": "also log to Weights & Biases, offline, under the run "
-                                                          "folder (needs the wandb package)"})
-    restart_crashed: bool = field(default=True, metadata={"help": "restart a worker process that crashed"})
-    run_dir: str = field(default="runs", metadata={"help": "folder under which each run gets its own folder"})
-    backend: str = field(
-        default="local",
-        metadata={"help": "where the workers run: 'local' (processes sharing the model's memory on this machine) "
-                          "or 'ray' (Ray actors around a parameter server, on a Ray cluster; notebook 09)"})
-    ray_address: str = field(
-        default="",
-        metadata={"help": "the Ray cluster to join with backend 'ray', as HOST:PORT (empty: start a private Ray "
-                          "on this machine for the run)"})
+    max_steps: int = knob(0, "stop after this many agent steps in all workers, counted from the run's start (a "
+                             "resumed run included; 0: no limit)", within=(0, INF))
+    max_minutes: float = knob(0.0, "stop after this many minutes of training, counted from the run's start (a "
+                                   "resumed run included; 0: no limit)", within=(0, INF))
+    checkpoint_minutes: float = knob(10.0, "minutes between periodic checkpoints", above=0)
+    keep_checkpoints: int = knob(3, "how many periodic checkpoints to keep", within=(1, 1000))
+    eval_steps_per_second: float = knob(
+        30.0, "pace of the greedy evaluator, so that it leaves the cores to the workers and plays at a speed a person "
+        "can watch (0: as fast as it can)", within=(0, INF))
+    eval_frame_every: int = knob(2, "the evaluator sends every N-th frame for display (0: none)", within=(0, INF))
+    snapshot_minutes: float = knob(
+        30.0, "save a GIF of the evaluator's next episode after this many training minutes, then at every doubling "
+        "(30, 60, 120 ... min), under gifs/ in the run folder (0: none)", within=(0, INF))
+    wandb: bool = knob(False, "also log to Weights & Biases, offline, under the run folder (needs the wandb package)")
+    restart_crashed: bool = knob(True, "restart a worker process that crashed")
+    run_dir: str = knob("runs", "folder under which each run gets its own folder")
+    backend: str = knob("local", "where the workers run: 'local' (processes sharing the model's memory on this "
+                                 "machine) or 'ray' (Ray actors around a parameter server, on a Ray cluster; "
+                                 "notebook 09)", choices=BACKENDS)
+    ray_address: str = knob("", "the Ray cluster to join with backend 'ray', as HOST:PORT (empty: start a private "
+                                "Ray on this machine for the run)", rule=_host_port)
 
     def __post_init__(self) -> None:
         self.validate()
 
     # ----------------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field whose value cannot work."""
+        """Raise ``ValueError`` naming the first field whose value cannot work (see :func:`knob`)."""
         for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
-        for name, (low, high) in BOUNDS.items():
-            value = getattr(self, name)
-            if not (low < value if name in ABOVE_ZERO else low <= value) or value > high:
-                raise ValueError(f"{name} must be {_bounds_text(name, low, high)}, got {value!r}")
-        if self.game not in GAMES:
-            raise ValueError(f"game={self.game!r} is not supported; choose one of: {', '.join(GAMES)}")
-        if (self.crop_top is None) != (self.crop_bottom is None):
-            raise ValueError("crop_top and crop_bottom are set together (or both left to the game's default)")
-        if self.crop_top is not None and not 0 <= self.crop_top < self.crop_bottom - 15 <= 210 - 15:
-            raise ValueError(f"crop rows must satisfy 0 <= crop_top < crop_bottom <= 210 and keep 16 rows at least, "
-                             f"got {self.crop_top}..{self.crop_bottom}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend={self.backend!r} is not supported; choose one of: {', '.join(BACKENDS)}")
-        host, _, port = self.ray_address.rpartition(":")
-        if self.ray_address and not (host and port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError(f"ray_address must be HOST:PORT (the address `ray start --head` prints), "
-                             f"got {self.ray_address!r}")
-        if self.frame_stack not in (1, 4):
-            raise ValueError(f"frame_stack must be 1 or 4, got {self.frame_stack!r}")
+            problem = _problem(f.name, getattr(self, f.name), _FIELD_TYPES[f.name], f.metadata)
+            if problem or (f.metadata["rule"] and (problem := f.metadata["rule"](self))):
+                raise ValueError(problem)
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -246,38 +241,15 @@ class A3CConfig:
 _FIELD_TYPES: dict[str, Any] = typing.get_type_hints(A3CConfig)
 #: The fields that cannot change when a run resumes: the game and the shape of the model.
 FIXED_ON_RESUME = ("game", "height", "width", "grayscale", "frame_stack", "center_input", "hidden_size")
-#: The numbers each field may take, ``(lowest, highest)``: sizes and counts bounded so that a typo
-#: cannot ask for a million processes or a 100,000-pixel frame (the Atari frame itself is 210x160),
-#: probabilities and discounts in 0..1, the rest at least 0.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "frame_skip": (1, 32), "height": (16, 1024), "width": (16, 1024), "hidden_size": (1, 8192),
-    "workers": (1, 256), "rollout_steps": (1, 100_000), "keep_checkpoints": (1, 1000),
-    **dict.fromkeys(("sticky_action_prob", "eval_sticky_action_prob", "gamma", "gae_lambda"), (0, 1)),
-    **dict.fromkeys(("lr", "max_grad_norm", "checkpoint_minutes", "entropy_coef", "value_coef", "max_steps",
-                     "max_minutes", "max_episode_steps", "seed", "lr_anneal_steps", "eval_frame_every",
-                     "eval_steps_per_second", "snapshot_minutes"), (0, math.inf)),
-}
-#: Fields of :data:`BOUNDS` whose lowest value itself cannot work: they must lie above it.
-ABOVE_ZERO = ("lr", "max_grad_norm", "checkpoint_minutes")
-
-
-def _bounds_text(name: str, low: float, high: float) -> str:
-    """How :data:`BOUNDS` says a field's range: "between 1 and 256", ">= 0", "> 0"."""
-    if high == math.inf:
-        return f"{'>' if name in ABOVE_ZERO else '>='} {low:g}"
-    return f"between {low:,} and {high:,}"
-
-
-def _check_type(name: str, value: Any, kind: Any) -> None:
-    """``ValueError`` naming ``name`` unless ``value`` fits ``kind`` (floats must also be finite)."""
-    if kind == (int | None):
-        if value is None:
-            return
-        kind = int
+def _problem(name: str, value: Any, kind: Any, allowed: dict[str, Any]) -> str | None:
+    """What is wrong with ``value`` as field ``name`` of type ``kind`` with the values ``allowed`` by its
+    :func:`knob`, or None."""
+    if kind == (int | None) and value is None:
+        return None
     if kind is bool or kind == (bool | None):
         ok = isinstance(value, bool) or (value is None and kind != bool)
         expected = "True or False" + (" (or None: the game's default)" if kind != bool else "")
-    elif kind is int:
+    elif kind in (int, int | None):
         ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -285,7 +257,15 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
     else:
         ok, expected = isinstance(value, kind), f"a {kind.__name__}"
     if not ok:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        return f"{name} must be {expected}, got {value!r}"
+    if allowed["choices"] and value not in allowed["choices"]:
+        return f"{name}={value!r} is not supported; choose one of: {', '.join(map(str, allowed['choices']))}"
+    if allowed["above"] is not None and not value > allowed["above"]:
+        return f"{name} must be > {allowed['above']:g}, got {value!r}"
+    low, high = allowed["within"] or (-INF, INF)
+    if allowed["within"] and not low <= value <= high:
+        return f"{name} must be {f'>= {low:g}' if high == INF else f'between {low:,} and {high:,}'}, got {value!r}"
+    return None
 
 
 _FAST = {"grayscale": True, "height": 80, "width": 80, "hidden_size": 256, "workers": 2}

@@ -51,6 +51,15 @@ def test_bad_config_values_name_the_field(field, value, message):
         A3CConfig(**{field: value})
 
 
+def test_every_number_field_says_which_values_it_may_take():
+    import dataclasses
+    import typing
+    kinds = typing.get_type_hints(A3CConfig)
+    unbounded = [f.name for f in dataclasses.fields(A3CConfig) if kinds[f.name] in (int, float)
+                 and not (f.metadata["within"] or f.metadata["above"] is not None or f.metadata["choices"])]
+    assert unbounded == []
+
+
 def test_the_learning_rate_is_constant_or_falls_linearly_to_zero():
     assert A3CConfig(lr=3e-4).lr_at(10**9) == 3e-4
     annealed = A3CConfig(lr=3e-4, lr_anneal_steps=2_000_000)
