@@ -5,23 +5,17 @@
     trainer = Trainer(A3CConfig.preset("fast", game="catch", workers=2, lr=1e-3)).start()
     Dashboard(trainer)        # the cell's last line: shows the widgets; the kernel stays free
 
-**How the widgets are updated, and why this way.** One daemon thread per dashboard
-(:meth:`Dashboard._refresh_loop`) wakes a few times a second, reads what the trainer's reader
-thread has gathered (``trainer.latest_frame``, ``trainer.history``, ``trainer.status()``) and
-*only sets widget values*: PNG bytes into ``Image`` widgets, text into ``HTML`` widgets. It never
-``display()``-s or prints, and never uses an ``Output`` widget, because output captured from a
-thread is what broke in ipykernel 7 (ipykernel issue 1450, ipywidgets issues 4001 and 4020).
-Setting a value sends a comm message on the IOPub channel, which ipykernel 7 sends from any
-thread; ``tests/test_browser.py`` checks in JupyterLab in a real Chromium that the frame and the
-plot change while training runs. A thread was chosen over an asyncio task on the kernel's event
-loop because the task only runs while the kernel is idle: a student running a long cell would
-freeze the dashboard, while the thread goes on (both measured in the browser with ipykernel 7.4).
+**How the widgets are updated.** One daemon thread per dashboard (:meth:`Dashboard._refresh_loop`)
+wakes a few times a second, reads what the trainer's reader thread gathered (``latest_frame``,
+``history``, ``status()``) and *only sets widget values* (PNG bytes, HTML text): it never displays or
+prints, since output captured from a thread is unreliable in ipykernel 7, while setting a value is a
+comm message that ipykernel sends from any thread. A thread, not an asyncio task: a task runs only
+while the kernel is idle, so a long cell would freeze the view (both measured in a browser).
 
-Button clicks arrive as comm messages, which the kernel handles between cells, and while a cell
-*awaits* (ipykernel 7.4 and later hand widget messages to their handlers during an awaiting cell, not
-during a cell that blocks): so :func:`wait_while_training` is a coroutine, and a cell that waits for
-a run says ``await wait_while_training(trainer)``; Stop then answers at once. The handlers hand the
-slow work (stopping takes seconds) to a short-lived thread, so the kernel stays free.
+Button clicks are comm messages: the kernel handles them between cells and while a cell *awaits*
+(ipykernel 7.4+), not while a cell blocks. So :func:`wait_while_training` is a coroutine (``await
+wait_while_training(trainer)``) and Stop answers at once; the handlers hand the slow work to a
+short-lived thread, so the kernel stays free.
 """
 
 from __future__ import annotations
@@ -83,9 +77,8 @@ def status_line(status: dict[str, Any]) -> str:
     else:
         parts.append(f"evaluator: last {status['eval_latest']:g}, mean of 10 {status['eval_mean10']:.2f} "
                      f"({status['eval_episodes']} episodes)")
-    workers = status["workers"]
-    if workers:
-        means = ", ".join(f"{rank}: {w['mean10']:.2f}" for rank, w in workers.items())
+    if status["workers"]:
+        means = ", ".join(f"{rank}: {w['mean10']:.2f}" for rank, w in status["workers"].items())
         parts.append(f"workers ({status['episodes']} episodes, mean of 10) {means}")
     if status["errors"]:
         parts.append(f'<b style="color:#b00">{status["errors"]} crash(es), {status["restarts"]} restart(s)</b>')
@@ -118,6 +111,7 @@ async def wait_while_training(trainer: Trainer, minutes: float | None = None,
 
 
 def _close_tree(widget: widgets.Widget) -> None:
+    """Close ``widget`` and every widget inside it."""
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
@@ -126,16 +120,15 @@ def _close_tree(widget: widgets.Widget) -> None:
 class Dashboard:
     """The live view and the controls of one :class:`Trainer`.
 
-    Shows the evaluator's game (the raw ``(210, 160, 3)`` frame, or the cropped and resized state
-    the model sees), the reward curves against frames or minutes, a status line, crashes with their
-    tracebacks, and a gallery of recorded GIFs. Buttons: start, stop, save a checkpoint, record
-    the evaluator's next episode as a GIF. It shows the history so far when opened on a run that
-    already trained (or one loaded with :meth:`Trainer.from_checkpoint`).
+    Shows the evaluator's game (the raw ``(210, 160, 3)`` frame, or the state the model sees), the
+    reward curves against frames or minutes, a status line, crashes with their tracebacks and the
+    recorded GIFs; buttons start, stop, save a checkpoint and record the evaluator's next episode. A
+    run that already trained (or came from :meth:`Trainer.from_checkpoint`) shows its history so far.
 
     Args:
         trainer: the run to watch.
-        frame_interval: seconds between frame refreshes.
-        plot_interval: seconds between plot redraws (only when new episodes arrived).
+        frame_interval, plot_interval: seconds between frame refreshes, and between plot redraws (only
+            when new episodes arrived).
         reference: label -> curve CSV (for example ``{"shipped agent": "data/pong-fast-curve.csv"}``)
             to draw beside this run's evaluator curve.
     """
@@ -162,8 +155,7 @@ class Dashboard:
         self.save_button = widgets.Button(description="Save checkpoint", icon="save")
         self.record_button = widgets.Button(description="Record GIF", icon="video-camera",
                                             tooltip="save the evaluator's next episode as a GIF")
-        self.message = widgets.HTML()
-        self.errors = widgets.HTML()
+        self.message, self.errors = widgets.HTML(), widgets.HTML()
         self.gallery = widgets.Dropdown(description="GIFs", options=[], layout=widgets.Layout(width="420px"))
         self.gif = widgets.Image(format="gif", layout=widgets.Layout(width=f"{FRAME_WIDTH}px"))
 
@@ -184,20 +176,14 @@ class Dashboard:
             widget.add_class(f"a3c-{name}")  # stable handles for the browser test and for custom CSS
         self.gallery_box = widgets.VBox([self.gallery, self.gif], layout=widgets.Layout(display="none"))
         controls = widgets.HBox([self.start_button, self.stop_button, self.save_button, self.record_button])
-        left = widgets.VBox([self.view, self.frame])
-        right = widgets.VBox([self.x_axis, self.plot])
-        self.widget = widgets.VBox([
-            widgets.HTML(f"<b>A3C on {config.game}</b>: {config.workers} workers, run folder "
-                         f"<code>{html.escape(str(trainer.run_dir))}</code>"),
-            self.status, controls, self.message,
-            widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
-            self.errors,
-            self.gallery_box,
-        ])
+        views = widgets.HBox([widgets.VBox([self.view, self.frame]), widgets.VBox([self.x_axis, self.plot])],
+                             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
+        self.widget = widgets.VBox([widgets.HTML(f"<b>A3C on {config.game}</b>: {config.workers} workers, run folder "
+                                                 f"<code>{html.escape(str(trainer.run_dir))}</code>"),
+                                    self.status, controls, self.message, views, self.errors, self.gallery_box])
 
         self._shown_frame: Any = None
-        self._plotted: tuple[Any, ...] = ()
-        self._plotted_at, self._plot_cost = 0.0, 0.0
+        self._plotted, self._plotted_at, self._plot_cost = (), 0.0, 0.0
         self._gif_paths: list[Path] = []
         self._shown_errors = -1
         self._closed = threading.Event()
@@ -240,8 +226,7 @@ class Dashboard:
             status = self.trainer.status()
             self.status.value = status_line(status)
             running = status["running"]
-            self.start_button.disabled = running
-            self.stop_button.disabled = not running
+            self.start_button.disabled, self.stop_button.disabled = running, not running
             self.record_button.disabled = not running or not self.trainer.config.eval_frame_every
             self._show_frame(force)
             self._show_plot(force)
@@ -266,9 +251,8 @@ class Dashboard:
         history = self.trainer.history
         key = (len(history.evals), len(history.episodes), self.x_axis.value)
         now = time.monotonic()
-        if not force and (key == self._plotted or now - self._plotted_at < self.plot_interval):
-            return
-        if not force and now - self._plotted_at < self._plot_cost / PLOT_CPU_SHARE:
+        pause = max(self.plot_interval, self._plot_cost / PLOT_CPU_SHARE)  # at most PLOT_CPU_SHARE of a core
+        if not force and (key == self._plotted or now - self._plotted_at < pause):
             return
         started = time.thread_time()
         self._plotted, self._plotted_at = key, now
