@@ -34,7 +34,8 @@ from pathlib import Path
 from throughput import single_process_ceiling  # the same measurement as the throughput table (this folder)
 
 from a3c_core import A3CConfig, Trainer
-from a3c_core.__main__ import add_config_options, catch_stop_signals, config_overrides
+from a3c_core.__main__ import add_config_options
+from a3c_core.commands import catch_stop_signals, config_overrides
 from a3c_core.config import PRESETS
 from a3c_core.curves import WINDOW, curve_from_evals, first_reach, write_curve
 from a3c_core.plots import curves_figure
