@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import threading
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -186,9 +187,20 @@ class Listeners:
             self.rewrite_metrics = False
         self.loggers = open_loggers(self.run_dir, config.frames_per_step, config.to_dict())
 
-    def __call__(self, record: dict[str, Any]) -> None:
-        for listener in (self.history, self.metrics, self.gifs, *self.loggers, *self.extra):
+    def __call__(self, record: dict[str, Any]) -> list[tuple[str, str]]:
+        """Pass ``record`` to every listener. A logger or an ``extra`` listener that raises leaves the run (the
+        others still hear every record): returned as ``(name, traceback)``, for the caller to report once."""
+        for listener in (self.history, self.metrics, self.gifs):
             listener(record)
+        failed = []
+        for group in (self.loggers, self.extra):
+            for listener in list(group):
+                try:
+                    listener(record)
+                except Exception:
+                    group.remove(listener)
+                    failed.append((getattr(listener, "__name__", type(listener).__name__), traceback.format_exc()))
+        return failed
 
     def close(self) -> None:
         """Close the loggers and wait for the GIFs being written; say which requested GIF's episode did not

@@ -102,7 +102,11 @@ class Supervisor:
                     last_duty = time.monotonic()
                     stopping = self._every_second(last_duty)
             except Exception:  # a bug here must not silently end the run's bookkeeping: show it, go on
-                self.handle({"kind": "error", "source": "reader", "time": time.time(), "error": traceback.format_exc()})
+                error = traceback.format_exc()
+                try:
+                    self.handle({"kind": "error", "source": "reader", "time": time.time(), "error": error})
+                except Exception:  # the report itself failed (a listener of ours): say it where we can
+                    self.warn(f"the reader could not record an error:\n{error}")
 
     def _every_second(self, now: float) -> bool:
         """The periodic duties; True once the run is being stopped (limit or failure)."""
@@ -139,7 +143,8 @@ class Supervisor:
                 record["frames_per_second"] = self.steps_per_second() * trainer.config.frames_per_step
             if record["kind"] == "error":
                 self.warn(f"{record['source']} reported an error:\n{record['error']}")
-        self.listeners(record)
+        for name, error in self.listeners(record):
+            self.handle({"kind": "error", "source": f"listener {name}", "time": time.time(), "error": error})
 
     # The trainer's view of its session: these, handle() and finish(), never the group itself.
     @property

@@ -55,7 +55,8 @@ class Trainer:
         self.model = ActorCritic.from_config(config, len(self.action_names)).share_memory()
         self.optimizer = SharedAdam(self.model.parameters(), lr=config.lr)
         self._listeners = Listeners(self.folder, config, self._say)
-        self.listeners = self._listeners.extra  # yours: called with every record
+        # Yours: called with every record; one that raises is reported once and leaves the run.
+        self.listeners = self._listeners.extra
         self.latest_frame: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
         self.resumed_from: Path | None = None  # the checkpoint this run continued from (never rotated away)

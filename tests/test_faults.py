@@ -345,3 +345,24 @@ def test_two_saves_at_the_same_step_keep_both_and_names_match_their_steps(tmp_pa
         assert load_checkpoint(path)["counters"]["steps"] == steps
     resumed = Trainer.from_checkpoint(third, verbose=False)
     assert resumed.steps == 42 and resumed.last_checkpoint == third
+
+
+# ------------------------------------------------------------------------------------ listeners
+def test_a_listener_that_raises_is_reported_once_and_removed_and_the_run_goes_on(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    calls = []
+
+    def broken(record: dict) -> None:
+        calls.append(record["kind"])
+        raise RuntimeError("this listener always fails")
+
+    kept: list[dict] = []
+    trainer.listeners.extend([broken, kept.append])
+    with trainer:
+        wait_for(lambda: len(trainer.history.episodes) >= 3, 120, "three episodes after the listener failed")
+    assert len(calls) == 1 and broken not in trainer.listeners  # called once, then out of the run
+    (error,) = [e for e in trainer.history.errors]
+    assert error["source"] == "listener broken" and "this listener always fails" in error["error"]
+    assert sum(1 for record in kept if record["kind"] == "episode") >= 3  # the listeners after it still hear
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(1 for record in metrics if record["kind"] == "error") == 1

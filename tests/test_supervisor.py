@@ -51,8 +51,9 @@ class Listeners(list):
         super().__init__()
         self.gifs = Gifs()
 
-    def __call__(self, record: dict[str, Any]) -> None:
+    def __call__(self, record: dict[str, Any]) -> list[tuple[str, str]]:
         self.append(record)
+        return []  # no listener failed
 
 
 class FakeTrainer:
