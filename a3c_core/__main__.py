@@ -15,7 +15,7 @@ Every field of :class:`~a3c_core.config.A3CConfig` is an option (``--help`` list
 SIGTERM (``timeout``, ``docker stop``, a batch scheduler) and SIGHUP (a closed terminal) stop
 training cleanly and write a final checkpoint; a second signal during that stop is ignored. A bad
 input ends in one sentence on stderr and exit code 2; a run that failed (diverged, a crash that
-keeps happening) exits with code 1.
+keeps happening) or whose final checkpoint could not be written exits with code 1.
 """
 
 from __future__ import annotations

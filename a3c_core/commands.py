@@ -97,8 +97,10 @@ def train(args: argparse.Namespace) -> int:
         print(learning_summary(trainer))
     if trainer.failure:
         print(f"error: the run failed: {trainer.failure}", file=sys.stderr)
-        return 1
-    return 0
+    if trainer.save_error:  # the run's work since its last checkpoint is not on disk: not a success
+        print(f"error: the final checkpoint could not be written ({trainer.save_error}); the last one written is "
+              f"{trainer.last_checkpoint or 'none: this run has no checkpoint'}", file=sys.stderr)
+    return 1 if trainer.failure or trainer.save_error else 0
 
 
 def progress_line(status: dict[str, Any], config: A3CConfig) -> str:

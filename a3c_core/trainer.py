@@ -61,6 +61,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.resumed_from: Path | None = None  # the checkpoint this run continued from (never rotated away)
         self.failure: str | None = None        # why the run stopped itself, if it failed
+        self.save_error: str | None = None     # why the run's latest own save failed (None once one succeeds)
         self.saved_at = 0.0                    # time.monotonic() of the last checkpoint
         self._saved_state: tuple | None = None  # _state() at the last checkpoint
         self.shared_steps = process_context().Value("q", 0)  # the workers add to it, under its lock
@@ -240,7 +241,7 @@ class Trainer:
             target = self.folder.checkpoint_path(steps) if path is None else Path(path)
             save_run(target, self.config, self.model, self.optimizer, {"steps": steps, "elapsed": self.elapsed},
                      self.history.to_dict(), self.action_names)
-            self.saved_at, self._saved_state = time.monotonic(), self._state()
+            self.saved_at, self._saved_state, self.save_error = time.monotonic(), self._state(), None
             if path is None:
                 self.last_checkpoint = target
                 self.folder.rotate(self.config.keep_checkpoints, spare=self.resumed_from)
@@ -257,7 +258,8 @@ class Trainer:
         try:
             self.save()
         except CheckpointError as error:
-            self._warn(str(error))
+            self.save_error = str(error)
+            self._warn(self.save_error)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, run_dir: str | Path | None = None, verbose: bool = True,

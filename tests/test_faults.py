@@ -188,6 +188,20 @@ def test_a_full_disk_is_one_sentence_and_the_earlier_checkpoint_stays(tmp_path: 
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]  # no half-written file, no .tmp
 
 
+def test_a_final_checkpoint_that_cannot_be_written_ends_the_cli_with_exit_code_1(tmp_path: Path, monkeypatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("a3c_core.checkpoint.os.fsync", no_space)
+    result = run_cli("train", "--preset", "catch", "--workers", "1", "--max-steps", "300", "--run-dir", str(tmp_path),
+                     "--name", "full")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the final checkpoint could not be written") and "no space left" in last, last
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "full" / "checkpoints").glob("*"))  # nothing half-written
+
+
 def test_a_gif_or_metrics_file_whose_write_fails_midway_stays_as_it_was(tmp_path: Path, monkeypatch) -> None:
     import numpy as np
 
