@@ -44,7 +44,9 @@ def connect(address: str, workers: int) -> bool:
         send_token_if_any()
         host, _, port = address.rpartition(":")
         try:
-            socket.create_connection((host, int(port)), timeout=5).close()
+            if not answers_like_ray(host, int(port)):  # Ray itself would wait for it forever
+                raise ConnectionError("something listens there, but it does not answer as Ray's GCS does: is it "
+                                      "the port that `ray start --head` printed (6379 by default)?")
             ray.init(address=address, runtime_env={**runtime_env, "py_modules": [str(Path(__file__).parent)]},
                      **options)
         except (OSError, ValueError, RayError, RuntimeError) as error:
@@ -60,6 +62,29 @@ def connect(address: str, workers: int) -> bool:
         ray.init(address="local", num_cpus=max(usable_cores(), workers), include_dashboard=False,
                  object_store_memory=256 * 2**20, runtime_env=runtime_env, **options)
     return True
+
+
+#: A client's HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5).
+HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def answers_like_ray(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether ``host:port`` answers as the head of a Ray cluster does. Its GCS is a gRPC (HTTP/2) server,
+    which replies to a client's preface with a SETTINGS frame (frame type 4, the fourth byte); a web server,
+    a database or a silent program does not. Raises ``OSError`` if nothing listens there."""
+    reply, deadline = b"", time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(HTTP2_HELLO)
+        while len(reply) < 4 and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(9)
+            except OSError:  # the timeout, or a reset
+                break
+            if not chunk:
+                break
+            reply += chunk
+    return len(reply) >= 4 and reply[3] == 4
 
 
 def send_token_if_any() -> None:

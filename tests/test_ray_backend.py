@@ -235,6 +235,54 @@ def test_an_unreachable_cluster_is_one_sentence(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@contextlib.contextmanager
+def listener(reply: bytes | None):
+    """A TCP server on 127.0.0.1 that is not Ray: it answers every connection with ``reply`` (None: it stays
+    silent), and keeps the connection open. Yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    connections: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                connections.append(connection)
+                if reply is not None:
+                    connection.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for connection in connections:
+            connection.close()
+
+
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"],
+                         ids=["silent", "web-server"])
+def test_a_program_at_the_ray_address_that_is_not_ray_is_one_sentence(tmp_path, reply):
+    from a3c_core.ray_backend import answers_like_ray
+
+    with listener(reply) as port:
+        assert not answers_like_ray("127.0.0.1", port, timeout=2.0)
+        # Before: Ray's client waited for that GCS forever, printing a warning every few seconds.
+        result = subprocess.run([sys.executable, "-m", "a3c_core", "train", "--preset", "catch", "--backend", "ray",
+                                 "--ray-address", f"127.0.0.1:{port}", "--run-dir", str(tmp_path)],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot reach the Ray cluster at ray_address='127.0.0.1:{port}'") and (
+        "does not answer as Ray's GCS does" in last), last
+
+
+def test_the_head_of_a_ray_cluster_answers_like_ray(cluster):
+    from a3c_core.ray_backend import answers_like_ray
+
+    host, port = cluster.rsplit(":", 1)
+    assert answers_like_ray(host, int(port))
+
+
 def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     out = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"),
