@@ -9,6 +9,7 @@ checkpoints, resume (from either backend to either), the dashboard and ``status(
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -21,11 +22,17 @@ import ray
 import torch
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
+from .checkpoint import CheckpointError
 from .config import A3CConfig
 from .model import ActorCritic
 from .processes import CRASH_WINDOW, MAX_CRASHES
 from .ray_actors import EvaluatorActor, Mailbox, ParameterServer, WorkerActor
 from .resources import usable_cores
+
+
+#: Why a run whose parameter server died has nothing newer than its last checkpoint to save.
+SERVER_LOST = ("the parameter server died: the weights and Adam state it learned since the run's last checkpoint "
+               "are lost with it, and that checkpoint is where the run can resume")
 
 
 def connect(address: str, workers: int) -> bool:
@@ -124,6 +131,7 @@ class RayGroup:
         self._runs: dict[str, Any] = {}          # name -> the actor's running train() / evaluate() call
         self._crashes: dict[str, list[float]] = {}
         self._failure: str | None = None
+        self._lost: str | None = None  # why the server's state cannot be had any more
         self._started_ray = self._stopped = False
         self._known: dict[str, tuple[int, str]] = {}  # each actor's (pid, node id), once it answered
         self._asked: dict[str, Any] = {}              # the answers still awaited
@@ -186,7 +194,11 @@ class RayGroup:
         """The reports waiting in the mailbox; waits up to ``timeout`` seconds for one."""
         deadline = time.monotonic() + timeout
         while True:
-            records = ray.get(self.mailbox.take.remote())
+            try:
+                records = ray.get(self.mailbox.take.remote())
+            except RayActorError:  # no restarts for it: every report from now on would be lost
+                self._failure = self._failure or "the run's mailbox actor died (Ray could not bring it back)"
+                return []
             for record in records:
                 if record.get("restarted"):
                     self._crashed(record["source"], "its process died")
@@ -209,7 +221,12 @@ class RayGroup:
         """Bring the server's step count to the trainer; look after finished calls: a
         Python exception is reported and the call restarted, a divergence or an actor Ray could not
         bring back fails the run. Returns ``(records, failure)``."""
-        self.steps.value, _ = ray.get(self.server.progress.remote())  # the weights come at sync()
+        try:
+            self.steps.value, _ = ray.get(self.server.progress.remote())  # the weights come at sync()
+        except RayActorError:  # its weights and Adam state went with it: nothing for the workers to do
+            self._lost = self._lost or SERVER_LOST
+            self._failure = self._failure or "the parameter server died (Ray could not bring it back)"
+            return [], self._failure
         records: list[dict[str, Any]] = []
         done, _ = ray.wait(list(self._runs.values()), num_returns=len(self._runs), timeout=0)
         for name, run in [(name, run) for name, run in self._runs.items() if run in done]:
@@ -232,9 +249,15 @@ class RayGroup:
     def sync(self) -> None:
         """Copy the server's weights, Adam state and step count into the trainer's model, optimizer and
         counter (before a checkpoint). Nothing to do once stopped: :meth:`stop` synced last."""
+        if self._lost:
+            raise CheckpointError(self._lost)
         if self._stopped:
             return
-        state = ray.get(self.server.state.remote())
+        try:
+            state = ray.get(self.server.state.remote())
+        except RayActorError as error:
+            self._lost = SERVER_LOST
+            raise CheckpointError(self._lost) from error
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps.value = state["steps"]
@@ -248,9 +271,12 @@ class RayGroup:
         runs = list(self._runs.values())
         _, busy = ray.wait(runs, num_returns=len(runs), timeout=timeout) if runs else ([], [])
         stuck = [name for name, run in self._runs.items() if run in busy]
+        records: list[dict[str, Any]] = []
         try:
-            self.sync()
-            records = ray.get(self.mailbox.take.remote())
+            with contextlib.suppress(CheckpointError):  # the server is gone: said at the final save
+                self.sync()
+            with contextlib.suppress(RayActorError):  # the mailbox is gone, with what it held
+                records = ray.get(self.mailbox.take.remote())
         finally:
             self._stopped = True
             for actor in [*self._actors.values(), self.server, self.mailbox]:

@@ -151,6 +151,40 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(tmp_path, clust
     assert len(errors) == 1 and "restarted" in errors[0]["error"]
 
 
+def test_a_dead_parameter_server_stops_the_run_once_and_says_its_last_checkpoint_holds_the_run(tmp_path, cluster):
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=5), verbose=False)
+    trainer.start()
+    try:
+        wait_for(lambda: trainer.steps > 300, 120, "the first steps")
+        kept = trainer.save()
+        ray.kill(trainer._session.group.server)  # as if its node went away: Ray does not bring it back
+        assert trainer.wait(60), "the run should stop by itself once its server is gone"
+    finally:
+        trainer.close()
+    assert "parameter server" in trainer.failure and trainer.save_error and "lost" in trainer.save_error
+    assert sorted((tmp_path / trainer.run_dir.name / "checkpoints").glob("*.pt")) == [kept]  # no stale "final" save
+    errors = len(trainer.history.errors)
+    assert errors <= 1 + trainer.config.workers + 1, [e["error"][-200:] for e in trainer.history.errors]  # once each
+    time.sleep(3)
+    assert len(trainer.history.errors) == errors and not ray.is_initialized()  # no error loop, Ray left
+
+
+def test_a_dead_mailbox_stops_the_run_with_a_final_checkpoint_from_the_servers_weights(tmp_path, cluster):
+    trainer = Trainer(catch(tmp_path, cluster, max_minutes=5), verbose=False)
+    trainer.start()
+    try:
+        wait_for(lambda: trainer.steps > 300, 120, "the first steps")
+        ray.kill(trainer._session.group.mailbox)
+        assert trainer.wait(60), "the run should stop by itself once its mailbox is gone"
+    finally:
+        trainer.close()
+    assert "mailbox" in trainer.failure and trainer.save_error is None
+    assert load_run(trainer.last_checkpoint)[1]["counters"]["steps"] > 300
+    errors = len(trainer.history.errors)
+    time.sleep(3)
+    assert len(trainer.history.errors) == errors <= 1 + trainer.config.workers + 1 and not ray.is_initialized()
+
+
 def test_resume_from_local_on_ray_and_back(tmp_path, cluster):
     """A checkpoint moves between the backends both ways, with its weights, Adam's state and counters."""
     local = Trainer(A3CConfig.preset("catch", run_dir=str(tmp_path), max_steps=2000, eval_steps_per_second=0),
