@@ -77,6 +77,7 @@ def train(args: argparse.Namespace) -> int:
         trainer = Trainer(config, run_dir=Path(config.run_dir) / args.name if args.name else None)
     trainer.say = lambda message: print(message, file=sys.stderr)  # stdout keeps the results alone
     trainer.start()  # before the progress bar: a run that cannot start says why in one line
+    catch_stop_signals()  # again: joining Ray installs Ray's own SIGTERM handler, which aborts the process
     bar = tqdm(total=config.max_steps or None, initial=trainer.steps, unit="step", dynamic_ncols=True,
                desc=config.game)
     trainer.say = lambda message: bar.write(message, file=sys.stderr)  # above the bar, never across it

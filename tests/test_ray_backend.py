@@ -317,6 +317,37 @@ def test_the_head_of_a_ray_cluster_answers_like_ray(cluster):
     assert answers_like_ray(host, int(port))
 
 
+@pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGHUP"], ["SIGINT", "SIGINT"]], ids=["term", "hup", "double-ctrl-c"])
+def test_signals_stop_a_ray_run_of_the_cli_with_a_final_checkpoint_and_no_ray_left(tmp_path, signals):
+    ray_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": ray_dir}
+    process = subprocess.Popen([sys.executable, "-m", "a3c_core", "train", "--preset", "catch", "--backend", "ray",
+                                "--workers", "1", "--run-dir", str(tmp_path), "--name", "sig"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    metrics = tmp_path / "sig" / "metrics.jsonl"
+    try:
+        wait_for(lambda: metrics.exists() and '"kind": "episode"' in metrics.read_text(), 180, "a training episode")
+        for name in signals:  # to the command alone, as timeout, docker stop or a scheduler sends it
+            os.kill(process.pid, getattr(signal, name))
+            time.sleep(0.05)
+        _, err = process.communicate(timeout=120)
+        # nothing of its private Ray outlives it by more than a few seconds
+        wait_for(lambda: not ray_processes(ray_dir), 10, "the private Ray's processes to exit")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for left in ray_processes(ray_dir):
+            left.kill()
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert process.returncode == 0, err
+    said = "Ctrl-C" if signals[0] == "SIGINT" else signals[0]
+    assert "Traceback" not in err and f"{said}: stopping the workers" in err
+    assert ("already stopping" in err) == (len(signals) > 1)
+    checkpoints = list((tmp_path / "sig" / "checkpoints").glob("step-*.pt"))
+    assert len(checkpoints) == 1 and load_run(checkpoints[0])[1]["counters"]["steps"] > 0
+
+
 def test_the_overhead_benchmark_measures_both_backends_and_the_server(tmp_path):
     out = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "ray_overhead.py"),
