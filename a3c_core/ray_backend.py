@@ -248,7 +248,8 @@ class RayGroup:
 
     def sync(self) -> None:
         """Copy the server's weights, Adam state and step count into the trainer's model, optimizer and
-        counter (before a checkpoint). Nothing to do once stopped: :meth:`stop` synced last."""
+        counter (before a checkpoint). Nothing to do once stopped: :meth:`stop` synced last. Raises
+        ``CheckpointError`` once the server has died: what it held is lost (:data:`SERVER_LOST`)."""
         if self._lost:
             raise CheckpointError(self._lost)
         if self._stopped:
