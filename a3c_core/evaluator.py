@@ -1,4 +1,4 @@
-"""The greedy evaluator process: how good is the shared model right now?
+"""The greedy evaluator: how good is the shared model right now?
 
 It plays its own copy of the game with ``argmax`` actions (no exploration), reloads the shared
 weights before each episode, and reports every episode (``kind="eval"``: shaped reward, the game's
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .config import A3CConfig
 from .envs import make_env
 from .model import ActorCritic
-from .processes import parent_alive, release_queue_if_orphaned, send, setup_child_process
+from .processes import send
 
 #: The evaluator's games are seeded apart from every worker's (workers use ``seed + rank``, or from
 #: ``worker.RESTART_SEED`` on when they start in the middle of a run).
@@ -152,18 +152,19 @@ def evaluation_config(config: A3CConfig) -> A3CConfig:
 
 
 def run_evaluator(config: A3CConfig, shared_model: ActorCritic, steps: Any, stop_event: Any, queue: Any) -> None:
-    """Entry point of the evaluator process: :func:`evaluation_loop` on the shared model's weights."""
-    setup_child_process()
+    """Entry point of the evaluator of the local backend, a thread of the trainer's process (the
+    kernel, or the command line): :func:`evaluation_loop` on the shared model's weights, which live in
+    this very process. It computes with one torch thread (this thread's setting, and that of threads
+    started after it): its forward passes are one small state each, and more threads would only
+    compete with the workers for the cores."""
+    torch.set_num_threads(1)
+    count = steps.get_obj()  # the steps counter past its lock, which a killed worker might hold for ever
 
     def load_latest(model: ActorCritic) -> int:
         model.load_state_dict(shared_model.state_dict())
-        return steps.value
+        return count.value
 
-    try:
-        evaluation_loop(config, load_latest, lambda: steps.value,
-                        lambda: not stop_event.is_set() and parent_alive(), queue)
-    finally:
-        release_queue_if_orphaned(queue)
+    evaluation_loop(config, load_latest, lambda: count.value, lambda: not stop_event.is_set(), queue)
 
 
 def evaluation_loop(config: A3CConfig, load_latest: Callable[[ActorCritic], int], steps_now: Callable[[], int],

@@ -1,12 +1,15 @@
-"""The local process group: the child processes of one run, how they start, report, crash and stop.
+"""The local process group: the children of one run, how they start, report, crash and stop.
 
 This is the one seam a second backend (a cluster engine) implements. Each child gets its own
 report queue, made fresh every time the child is (re)started: a child killed in the middle of a
 write can leave half a message in its queue, and that queue is then dropped instead of read.
+A child is a process (a worker: it needs a core of its own) or a thread of this process (the
+evaluator: it plays at a gentle pace, and a process of its own would cost as much memory again as
+a worker, which a class of students on one server feels).
 
 The child-side helpers (:func:`setup_child_process`, :func:`parent_alive`, :func:`send`,
-:func:`release_queue_if_orphaned`) are what every child entry point (``worker.run_worker``,
-``evaluator.run_evaluator``) calls.
+:func:`release_queue_if_orphaned`) are what a child process's entry point (``worker.run_worker``)
+calls; a child thread (``evaluator.run_evaluator``) needs :func:`send` only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import queue as queue_module
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing import parent_process
@@ -34,8 +38,8 @@ MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 
 
-#: What every child imports, loaded once by the fork server (see :func:`process_context`).
-PRELOAD = ["a3c_core.worker", "a3c_core.evaluator"]
+#: What every child process imports, loaded once by the fork server (see :func:`process_context`).
+PRELOAD = ["a3c_core.worker"]
 #: Thread pools that the fork server's libraries must not start: a child inherits none, so one
 #: thread each is what the children use anyway, and a process forked with idle pools may hang.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -112,13 +116,54 @@ def send(queue: Any, record: dict[str, Any]) -> None:
         pass
 
 
+class StopFlag:
+    """The group's stop signal, shared with its children: one byte in shared memory that the group
+    sets and every child reads, with no lock. (A ``multiprocessing.Event`` takes a lock even to be
+    read: a child killed while it held that lock, in the middle of a look, would leave the group
+    waiting for the lock forever.)"""
+
+    def __init__(self, context: Any):
+        self._flag = context.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._flag.value = 1
+
+    def clear(self) -> None:
+        self._flag.value = 0
+
+    def is_set(self) -> bool:
+        return self._flag.value == 1
+
+
+class ChildThread(threading.Thread):
+    """A child that runs as a thread of this process, with the members of ``multiprocessing.Process``
+    that the group uses. ``exitcode`` is 0 once ``target`` returned, 1 if it raised or exited (the
+    target reports its own error). It has no ``pid``, and cannot be terminated: it ends when the stop
+    event is set."""
+
+    pid = None
+    exitcode: int | None = None
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException:  # SystemExit too, which would end the thread without a word
+            self.exitcode = 1
+        else:
+            self.exitcode = 0
+
+    def terminate(self) -> None:
+        """Nothing: a thread cannot be ended from outside (it checks the stop event at every step)."""
+
+
 @dataclass
 class Child:
-    """One child process: what it runs, its process and queue of the moment, its recent crash times."""
+    """One child: what it runs, in a process or a thread, its process and queue of the moment, its recent crash times."""
 
     name: str
     target: Callable[..., None]
     args: tuple
+    thread: bool = False
     process: Any = None
     queue: Any = None
     crashes: list[float] = field(default_factory=list)
@@ -141,31 +186,34 @@ class Child:
 class ProcessGroup:
     """The children of one run (:func:`process_context`): start, read reports, notice crashes and restart, stop.
 
-    Each child runs ``target(*args, stop_event, queue)`` and reports through its own ``queue``.
+    Each child runs ``target(*args, stop_event, queue)`` and reports through its own ``queue``;
+    those named in ``threads`` run in a thread of this process instead of a process of their own.
     """
 
     def __init__(self, restart_crashed: bool = True, say: Callable[[str], None] = print):
         self.context = process_context()
-        self.stop_event = self.context.Event()
+        self.stop_event = StopFlag(self.context)
         self.restart_crashed = restart_crashed
         self.restarts = 0
         self.say = say
         self._children: dict[str, Child] = {}
 
-    def start(self, children: dict[str, tuple[Callable[..., None], tuple]]) -> None:
-        """Start each ``name: (target, args)``."""
+    def start(self, children: dict[str, tuple[Callable[..., None], tuple]], threads: tuple[str, ...] = ()) -> None:
+        """Start each ``name: (target, args)``, in a thread if ``name`` is in ``threads``."""
         self.stop_event.clear()
         for name, (target, args) in children.items():
-            self._spawn(Child(name, target, args))
+            self._spawn(Child(name, target, args, thread=name in threads))
 
     def _spawn(self, child: Child) -> None:
         child.queue, child.last_error = self.context.Queue(maxsize=QUEUE_SIZE), ""
-        child.process = self.context.Process(target=child.target, args=(*child.args, self.stop_event, child.queue),
-                                             name=f"a3c {child.name}", daemon=True)
+        kind = ChildThread if child.thread else self.context.Process
+        child.process = kind(target=child.target, args=(*child.args, self.stop_event, child.queue),
+                             name=f"a3c {child.name}", daemon=True)
         child.process.start()
-        # The child holds the queue's only write end now: if it dies in the middle of a record, reading
-        # the rest ends in EOFError instead of waiting forever for bytes that will never come.
-        child.queue._writer.close()
+        if not child.thread:
+            # The child holds the queue's only write end now: if it dies in the middle of a record, reading
+            # the rest ends in EOFError instead of waiting forever for bytes that will never come.
+            child.queue._writer.close()
         self._children[child.name] = child
 
     def sync(self) -> None:
@@ -173,8 +221,8 @@ class ProcessGroup:
         (The Ray backend's :meth:`~a3c_core.ray_backend.RayGroup.sync` copies its server's state.)"""
 
     def pids(self) -> dict[str, int]:
-        """PIDs of the live children, by name."""
-        return {name: c.process.pid for name, c in self._children.items() if c.process.is_alive()}
+        """PIDs of the live child processes, by name (threads have none)."""
+        return {name: c.process.pid for name, c in self._children.items() if not c.thread and c.process.is_alive()}
 
     def read(self, timeout: float) -> list[dict[str, Any]]:
         """The records waiting in the children's queues; waits up to ``timeout`` seconds for one
@@ -234,9 +282,11 @@ class ProcessGroup:
         records: list[dict[str, Any]] = []
         while any(c.process.is_alive() for c in self._children.values()) and time.monotonic() < deadline:
             records += self.read(0.05)
-        stuck = [name for name, c in self._children.items() if c.process.is_alive()]
+        stuck = [name for name, c in self._children.items() if c.process.is_alive() and not c.thread]
         for name in stuck:
             self._children[name].process.terminate()
+        for name in [name for name, c in self._children.items() if c.process.is_alive() and c.thread]:
+            self.say(f"{name} did not stop within {timeout:.0f} s; a thread cannot be terminated: it ends after its next step")
         for child in self._children.values():
             child.process.join(5)
             records += child.take(limit=QUEUE_SIZE)  # whole records only: a terminated child's half record ends in EOF

@@ -108,7 +108,7 @@ class SharedMemoryLink:
         shared_model: the model in shared memory (``share_memory()`` was called).
         optimizer: the :class:`SharedAdam` over ``shared_model``'s parameters.
         steps: a shared ``multiprocessing.Value`` counting agent steps of all workers.
-        stop_event: a ``multiprocessing.Event``; set means stop.
+        stop_event: the group's :class:`~a3c_core.processes.StopFlag`; set means stop.
     """
 
     def __init__(self, config: A3CConfig, shared_model: nn.Module, optimizer: SharedAdam, steps: Any, stop_event: Any):

@@ -84,7 +84,7 @@ class Supervisor:
         group = ProcessGroup(config.restart_crashed, self.warn)
         group.start({**{f"worker {rank}": (run_worker, (rank, config, model, optimizer, steps))
                         for rank in range(config.workers)},
-                     "evaluator": (run_evaluator, (config, model, steps))})
+                     "evaluator": (run_evaluator, (config, model, steps))}, threads=("evaluator",))
         return group
 
     def watch(self) -> "Supervisor":

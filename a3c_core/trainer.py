@@ -86,7 +86,8 @@ class Trainer:
     @property
     def steps(self) -> int:
         """Agent steps taken by all workers (across resumes)."""
-        return int(self.shared_steps.value)
+        # Read past the counter's lock: a worker killed while it held the lock must not stop the trainer.
+        return int(self.shared_steps.get_obj().value)
 
     @property
     def frames(self) -> int:
@@ -110,6 +111,7 @@ class Trainer:
             self._built_for.resumed(**self.config.to_dict())  # validates; the game and the shape cannot change
             set_learning_rate(self.optimizer, self.config.lr_at(self.steps))  # a rate changed since takes effect
             self.folder.open(self.config)  # its lock, and config.json
+            started = time.time()  # the session's clock starts before its workers and evaluator do
             try:
                 self._listeners.open(self.config)
                 session = Supervisor(self, self._listeners, self._save_or_say, self._say, self._warn)  # starts the processes
@@ -117,7 +119,7 @@ class Trainer:
                 self._listeners.close()
                 self.folder.unlock()
                 raise
-            self.failure, self._started_at, self.saved_at = None, time.time(), time.monotonic()
+            self.failure, self._started_at, self.saved_at = None, started, time.monotonic()
             self._stopped.clear()
             self._session = session.watch()
         workers = self.config.workers

@@ -1,11 +1,5 @@
 """play_episode: the one game loop of the evaluator, the CLI and the notebooks, and its random baseline."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -89,9 +83,8 @@ def test_trace_keeps_what_the_model_saw_and_said_at_every_step():
 def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count_it_loaded_at():
     GAMES = 5
     import multiprocessing as mp
+    import queue as queue_module
     import threading
-    import time
-    from queue import Empty
 
     from a3c_core.evaluator import evaluation_config, run_evaluator
 
@@ -104,10 +97,9 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
     with torch.no_grad():  # an untrained policy that changes its action with what it sees (a flat one would
         model.policy.weight.mul_(1000)  # repeat one action, and a repeated action is the same game with or without sticky actions)
     model.share_memory()
-    ctx = mp.get_context("spawn")
-    steps, stop, queue = ctx.Value("q", 1000), ctx.Event(), ctx.Queue()
-    process = ctx.Process(target=run_evaluator, args=(config, model, steps, stop, queue), daemon=True)
-    process.start()
+    steps, stop, queue = mp.Value("q", 1000), threading.Event(), queue_module.Queue()
+    evaluator = threading.Thread(target=run_evaluator, args=(config, model, steps, stop, queue), daemon=True)
+    evaluator.start()  # as the local backend runs it: a thread of the trainer's process
 
     def count_up():  # the workers' steps go on while the evaluator plays
         while not stop.is_set():
@@ -127,14 +119,8 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
                 evals.append(record)
     finally:
         stop.set()
-        deadline = time.monotonic() + 30
-        while process.is_alive() and time.monotonic() < deadline:  # a child exits once its queued records are read
-            try:
-                queue.get(timeout=0.1)
-            except Empty:
-                pass
-        process.join(1)
-    assert not process.is_alive()
+        evaluator.join(30)
+    assert not evaluator.is_alive()
 
     def same_game(a: list, b: list) -> bool:
         return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -146,44 +132,3 @@ def test_the_evaluator_plays_sticky_games_that_differ_and_reports_the_step_count
     assert not all(same_game(frames[0], frames[episode]) for episode in range(1, GAMES))
     for record in evals:
         assert record["steps"] < record["end_steps"]  # x = the weights' step count, not the episode's end
-
-
-ORPHAN = """
-import sys, time
-from a3c_core import A3CConfig, ActorCritic, make_env
-from a3c_core.evaluator import run_evaluator
-from a3c_core.processes import process_context
-
-if __name__ == "__main__":
-    config = A3CConfig.preset("fast", game="catch", workers=1, eval_frame_every=1)
-    model = ActorCritic.from_config(config, make_env(config).action_space.n)
-    model.share_memory()
-    context = process_context()
-    steps, stop, queue = context.Value("l", 0), context.Event(), context.Queue()  # no worker: steps stay 0
-    evaluator = context.Process(target=run_evaluator, args=(config, model, steps, stop, queue), daemon=True)
-    evaluator.start()
-    queue.get(timeout=120)  # its first frame: it has played one step and now waits for the workers
-    print(evaluator.pid, flush=True)
-    time.sleep(600)
-"""
-
-
-def test_an_evaluator_that_waits_for_the_workers_exits_when_its_parent_dies(tmp_path) -> None:
-    script = tmp_path / "orphan.py"
-    script.write_text(ORPHAN)
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    pid = None
-    try:
-        pid = int(parent.stdout.readline())
-        time.sleep(0.5)  # inside the wait for worker steps, which never come
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait(10)
-        deadline = time.monotonic() + 60
-        while os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1][:3]:
-            assert time.monotonic() < deadline, "the orphaned evaluator is still running"
-            time.sleep(0.1)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-        if pid is not None and os.path.exists(f"/proc/{pid}"):  # after a failure: leave nothing behind
-            os.kill(pid, signal.SIGKILL)

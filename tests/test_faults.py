@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from a3c_core import A3CConfig, Trainer
 from a3c_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from a3c_core.run_folder import RunFolder
-from a3c_core.processes import MAX_CRASHES, ProcessGroup, send
+from a3c_core.processes import MAX_CRASHES, ProcessGroup, process_context, send
 
 from conftest import cli
 from test_trainer import alive, assert_all_gone, catch_config, wait_for
@@ -286,7 +287,15 @@ def crashing_child(stop_event, queue) -> None:
 
 
 def idle_child(stop_event, queue) -> None:
-    stop_event.wait(60)
+    deadline = time.monotonic() + 60
+    while not stop_event.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def crashing_thread(stop_event, queue) -> None:
+    """A thread child that always fails at once, reporting its error first as the evaluator does."""
+    send(queue, {"kind": "error", "source": "evaluator", "time": time.time(), "error": "this thread always raises"})
+    raise RuntimeError("this thread always raises")
 
 
 def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_reported_once() -> None:
@@ -309,26 +318,86 @@ def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_rep
     assert stuck == []
 
 
-def test_killing_the_evaluator_in_the_middle_of_its_frames_never_freezes_the_reader(tmp_path: Path) -> None:
-    # A 100 kB frame every step, as fast as it can: a SIGKILL almost always lands in the middle of one.
-    config = catch_config(tmp_path, eval_steps_per_second=0, eval_frame_every=1)
-    trainer = Trainer(config, run_dir=tmp_path / "run", verbose=False)
-    killed = []
-    with trainer:
+def test_an_evaluator_thread_that_raises_is_reported_once_and_restarted_like_a_process() -> None:
+    messages: list[str] = []
+    group = ProcessGroup(restart_crashed=True, say=messages.append)
+    group.start({"evaluator": (crashing_thread, ())}, threads=("evaluator",))
+    assert group.pids() == {}  # a thread of this process: no process of its own
+    records, failure = [], None
+    deadline = time.monotonic() + 60
+    while failure is None and time.monotonic() < deadline:
+        records += group.read(0.2)
+        new, failure = group.check()
+        records += new
+    try:
+        assert failure and f"evaluator crashed {MAX_CRASHES} times" in failure
+        errors = [r for r in records if r["kind"] == "error"]
+        assert len(errors) == MAX_CRASHES and all("this thread always raises" in e["error"] for e in errors)
+        assert group.restarts == MAX_CRASHES - 1 and len(messages) == MAX_CRASHES - 1
+    finally:
+        _, stuck = group.stop(10)
+    assert stuck == []
+
+
+def framing_child(stop_event, queue) -> None:
+    """A child that sends 100 kB frames as fast as it can (as an evaluator with eval_frame_every=1 would)."""
+    frame = {"kind": "frame", "source": "worker 0", "pid": os.getpid(), "frame": bytes(210 * 160 * 3)}
+    while not stop_event.is_set():
+        send(queue, {**frame, "time": time.time()})
+
+
+def test_killing_a_child_in_the_middle_of_a_record_never_freezes_the_reader() -> None:
+    # A 100 kB record after another: a SIGKILL almost always lands in the middle of one.
+    group = ProcessGroup(restart_crashed=True, say=lambda message: None)
+    group.start({"worker 0": (framing_child, ())})
+    killed: list[int] = []
+
+    def frame_from_a_new_child() -> bool:
+        records = group.read(0.1) + group.check()[0]
+        return any(r["kind"] == "frame" and r["pid"] not in killed for r in records)
+
+    def restarted(times: int) -> bool:
+        group.read(0.1)
+        group.check()
+        return group.restarts == times
+
+    try:
         for kill in range(MAX_CRASHES - 1):
-            wait_for(lambda: trainer.process_ids().get("evaluator") not in (None, *killed)
-                     and trainer.latest_frame is not None, 60, "a live evaluator sending frames")
-            killed.append(trainer.process_ids()["evaluator"])
-            trainer.latest_frame = None
+            wait_for(frame_from_a_new_child, 60, "frames from a live child")
+            killed.append(group.pids()["worker 0"])
             os.kill(killed[-1], signal.SIGKILL)
-            wait_for(lambda: trainer.restarts == kill + 1, 30, "the restart")
-        wait_for(lambda: trainer.latest_frame is not None, 60, "frames from the restarted evaluator")  # the reader reads on
-        steps = trainer.steps
-        wait_for(lambda: trainer.steps > steps + 50, 60, "training to go on")
+            wait_for(lambda: restarted(kill + 1), 30, "the restart")
+        wait_for(frame_from_a_new_child, 60, "frames from the restarted child")  # the reader reads on
+    finally:
+        _, stuck = group.stop(10)
+    assert stuck == []
+    assert_all_gone(killed)
+
+
+def die_holding_the_step_counters_lock(steps) -> None:
+    steps.get_lock().acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_process_killed_while_it_holds_the_step_counters_lock_never_stops_the_trainer(tmp_path: Path) -> None:
+    trainer = Trainer(catch_config(tmp_path), run_dir=tmp_path / "run", verbose=False)
+    with trainer:
+        wait_for(lambda: trainer.steps > 0 and trainer.latest_frame is not None, 60, "steps and the evaluator's frames")
+        dying = process_context().Process(target=die_holding_the_step_counters_lock, args=(trainer.shared_steps,))
+        dying.start()
+        dying.join(30)
+        assert dying.exitcode == -signal.SIGKILL
+        answers: list = []
+        look = threading.Thread(target=lambda: answers.append((trainer.steps, trainer.status())), daemon=True)
+        look.start()
+        look.join(30)
+        assert answers, "the trainer waited for a lock that a dead process holds"
+        trainer.latest_frame = None
+        wait_for(lambda: trainer.latest_frame is not None, 30, "the evaluator to play on")
         pids = list(trainer.process_ids().values())
-        start = time.monotonic()
-    assert time.monotonic() - start < 30 and trainer.last_checkpoint.exists()
-    assert_all_gone(pids + killed)
+    # the worker now waits for the lock for ever: the stop terminates it, and the run is saved
+    assert not trainer.running and trainer.last_checkpoint.exists()
+    assert_all_gone(pids)
 
 
 # ------------------------------------------------------------------------------------ checkpoint names

@@ -64,8 +64,7 @@ def test_a_type_only_import_circle_is_found(tmp_path: Path) -> None:
 
 
 def test_the_training_processes_import_neither_plotting_nor_widgets() -> None:
-    """The fork server imports what the workers and the evaluator run (processes.PRELOAD) and every
-    child shares it; matplotlib, imageio and ipywidgets (the kernel's side) would add about 25 MB to
+    """The fork server imports what the workers run (processes.PRELOAD) and every child shares it; matplotlib, imageio and ipywidgets (the kernel's side) would add about 25 MB to
     each student's training on a class's hub. In a fresh interpreter, so that nothing imported before counts."""
     import subprocess
     import sys

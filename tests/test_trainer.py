@@ -54,7 +54,7 @@ def test_start_stop_restart_are_harmless_twice_and_training_continues(tmp_path: 
     trainer.start()
     assert "already running: start() did nothing" in capsys.readouterr().out  # status, not an error
     pids = list(trainer.process_ids().values())
-    assert len(pids) == 2  # one worker and the evaluator
+    assert len(pids) == 1  # one worker (the evaluator is a thread of this process)
     wait_for(lambda: trainer.steps >= 300 and trainer.history.episodes, 60, "300 steps and an episode")
     first = trainer.stop()
     assert_all_gone(pids)
@@ -89,7 +89,7 @@ def test_no_child_left_after_an_exception_in_the_with_block(tmp_path: Path) -> N
             pids = list(trainer.process_ids().values())
             wait_for(lambda: trainer.steps > 0, 60, "the first steps")
             raise RuntimeError("boom")
-    assert len(pids) == 2
+    assert len(pids) == 1
     assert_all_gone(pids)
     assert not trainer.running
 
@@ -119,10 +119,10 @@ def test_no_child_left_after_the_parent_is_killed_with_sigkill(tmp_path: Path) -
     try:
         line = parent.stdout.readline()  # bounded: the parent prints once 200 steps are done
         pids = json.loads(line)
-        assert set(pids) == {"worker 0", "worker 1", "evaluator"}
+        assert set(pids) == {"worker 0", "worker 1"}  # the evaluator is a thread of the parent
         assert all(alive(pid) for pid in pids.values())
-        # the workers, the evaluator and multiprocessing's resource tracker (and fork server, whose
-        # children the workers and the evaluator are where the start method is forkserver)
+        # the workers and multiprocessing's resource tracker (and fork server, whose children the
+        # workers are where the start method is forkserver)
         children = descendants(parent.pid)
         assert set(pids.values()) < set(children)
         os.kill(parent.pid, signal.SIGKILL)
