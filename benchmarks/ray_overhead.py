@@ -9,8 +9,8 @@ server can take.
    ``--warmup`` seconds of training (Ray's start-up is left out: it is paid once per run). Agent
    steps/s per backend, the median over repeats, and the Ray backend's ratio to the local one.
    Over the same seconds, **where the CPU goes**: the CPU time of every process of the run (the
-   driver, the workers, the evaluator, and on Ray the parameter server, the mailbox, the raylet and
-   GCS), as cores in use and as CPU milliseconds per update (one update = one worker's rollout).
+   driver, the workers, and on Ray the evaluator, the parameter server, the mailbox, the raylet and
+   GCS; the local backend's evaluator is a thread of the driver), as cores in use and as CPU milliseconds per update (one update = one worker's rollout).
 2. **The parameter server alone**: ``--updates`` gradients of the model's size sent to one
    :class:`~a3c_core.ray_backend.ParameterServer` as fast as the driver can submit them, each
    answered with the weights: gradients applied per second, and the bytes of one update each way.
@@ -84,7 +84,8 @@ def measure_run(config: A3CConfig, warmup: float, seconds: float) -> tuple[float
             raise SystemExit(f"the {config.backend} run stopped before its first step: {trainer.failure}")
         time.sleep(warmup)
         deadline = time.monotonic() + 60
-        while len(trainer.process_ids()) < config.workers + 1 and time.monotonic() < deadline:
+        processes = config.workers + (config.backend == "ray")  # the local backend's evaluator is a thread
+        while len(trainer.process_ids()) < processes and time.monotonic() < deadline:
             time.sleep(0.2)  # on Ray, each actor says where it runs once asked (process_ids asks)
         children = {pid: name for name, pid in trainer.process_ids().items()}
         cpu0, steps0, t0 = cpu_seconds(children), trainer.steps, time.monotonic()

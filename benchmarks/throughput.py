@@ -104,7 +104,8 @@ def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer],
 
     ``attach(trainer)``, if given, builds something that watches the run (a dashboard) before it
     starts; it is closed with the run. ``cpu``, if given, is filled with the share of one core each
-    process used during the measurement (``"workers"``: their sum, ``"evaluator"``, ``"parent"``).
+    process used during the measurement (``"workers"``: their sum; ``"parent"``: this process, where the
+    reader thread and the evaluator's thread run).
     """
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config.replace(run_dir=run_dir), verbose=False)
@@ -126,7 +127,6 @@ def multi_process(config: A3CConfig, seconds: float, attach: Callable[[Trainer],
             used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
             if cpu is not None:
                 cpu["workers"] = sum(v for name, v in used.items() if name.startswith("worker")) / (t1 - t0)
-                cpu["evaluator"] = used.get("evaluator", 0.0) / (t1 - t0)
                 cpu["parent"] = used["parent"] / (t1 - t0)
         finally:
             trainer.stop(save=False)
@@ -168,7 +168,7 @@ def main() -> None:
                 cpu: dict[str, float] = {}
                 runs[n].append(multi_process(config.replace(workers=n), args.seconds, cpu=cpu))
                 shares.append(f"{n} workers {runs[n][-1]:.0f} (CPU: workers {cpu['workers']:.0%}, "
-                              f"evaluator {cpu['evaluator']:.0%}, parent {cpu['parent']:.0%} of a core)")
+                              f"parent with the evaluator {cpu['parent']:.0%} of a core)")
             print(f"[{preset} repeat {repeat + 1}/{args.repeats}] ceiling {ceiling[-1]:.0f} steps/s; "
                   + "".join(f"{n} independent {parallel[n][-1]:.0f}, " for n in parallel_counts)
                   + ", ".join(shares), flush=True)
