@@ -281,8 +281,8 @@ def test_the_cli_exits_non_zero_when_the_run_diverges(tmp_path: Path) -> None:
 
 
 def crashing_child(stop_event, queue) -> None:
-    """A child that always fails at once, reporting its error first as the real ones do."""
-    send(queue, {"kind": "error", "source": "worker 0", "time": time.time(), "error": "this child always crashes"})
+    """A child that always fails at once (exit code 1), reporting its error first as the real ones do."""
+    send(queue, {"kind": "error", "source": "a child", "time": time.time(), "error": "this child always crashes"})
     sys.exit(1)
 
 
@@ -292,16 +292,16 @@ def idle_child(stop_event, queue) -> None:
         time.sleep(0.05)
 
 
-def crashing_thread(stop_event, queue) -> None:
-    """A thread child that always fails at once, reporting its error first as the evaluator does."""
-    send(queue, {"kind": "error", "source": "evaluator", "time": time.time(), "error": "this thread always raises"})
-    raise RuntimeError("this thread always raises")
-
-
-def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_reported_once() -> None:
+@pytest.mark.parametrize("crashing, other, threads", [("worker 0", "evaluator", ()),  # a process
+                                                    ("evaluator", "worker 0", ("evaluator",))],  # a thread
+                         ids=["process", "thread"])
+def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_reported_once(
+        crashing: str, other: str, threads: tuple[str, ...]) -> None:
     messages: list[str] = []
     group = ProcessGroup(restart_crashed=True, say=messages.append)
-    group.start({"worker 0": (crashing_child, ()), "evaluator": (idle_child, ())})
+    group.start({crashing: (crashing_child, ()), other: (idle_child, ())}, threads=threads)
+    if threads:
+        assert crashing not in group.pids()  # a thread has no process of its own
     records, failure = [], None
     deadline = time.monotonic() + 120
     while failure is None and time.monotonic() < deadline:
@@ -309,30 +309,9 @@ def test_a_child_that_keeps_crashing_fails_the_run_after_a_few_restarts_each_rep
         new, failure = group.check()
         records += new
     try:
-        assert failure and f"crashed {MAX_CRASHES} times" in failure
+        assert failure and f"{crashing} crashed {MAX_CRASHES} times" in failure
         errors = [r for r in records if r["kind"] == "error"]
         assert len(errors) == MAX_CRASHES and all("this child always crashes" in e["error"] for e in errors)
-        assert group.restarts == MAX_CRASHES - 1 and len(messages) == MAX_CRASHES - 1
-    finally:
-        _, stuck = group.stop(10)
-    assert stuck == []
-
-
-def test_an_evaluator_thread_that_raises_is_reported_once_and_restarted_like_a_process() -> None:
-    messages: list[str] = []
-    group = ProcessGroup(restart_crashed=True, say=messages.append)
-    group.start({"evaluator": (crashing_thread, ())}, threads=("evaluator",))
-    assert group.pids() == {}  # a thread of this process: no process of its own
-    records, failure = [], None
-    deadline = time.monotonic() + 60
-    while failure is None and time.monotonic() < deadline:
-        records += group.read(0.2)
-        new, failure = group.check()
-        records += new
-    try:
-        assert failure and f"evaluator crashed {MAX_CRASHES} times" in failure
-        errors = [r for r in records if r["kind"] == "error"]
-        assert len(errors) == MAX_CRASHES and all("this thread always raises" in e["error"] for e in errors)
         assert group.restarts == MAX_CRASHES - 1 and len(messages) == MAX_CRASHES - 1
     finally:
         _, stuck = group.stop(10)
