@@ -39,6 +39,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # the course fixture runs nbgrader once per assignment
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_student_edition_is_the_series_without_its_solutions(course: Path, name: str) -> None:
     series = nbformat.read(SERIES / f"{name}.ipynb", as_version=4)
@@ -150,6 +151,7 @@ def test_a_class_is_graded_from_the_checks_the_students_saw(course: Path, tmp_pa
     assert "calls loss.n_step_returns, the package's own answer" in returns.outputs[-1].evalue
 
 
+@pytest.mark.slow  # runs nbgrader twice
 def test_the_kit_keeps_an_instructors_edit_and_says_what_is_missing(tmp_path: Path, monkeypatch, capsys) -> None:
     course = tmp_path / "course"
     build_course(course, SERIES, assignments=("02_model",))

@@ -69,6 +69,7 @@ def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path: Path) -> None
 
 
 # ------------------------------------------------------------------------------------ signals
+@pytest.mark.slow  # each trains on the real command line until its signal, then saves
 @pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGHUP"], ["SIGINT", "SIGINT"]], ids=["term", "hup", "double-ctrl-c"])
 def test_signals_stop_the_cli_with_a_final_checkpoint(tmp_path: Path, signals: list[str]) -> None:
     process = subprocess.Popen(CLI + ["train", "--preset", "catch", "--workers", "1", "--run-dir", str(tmp_path),
