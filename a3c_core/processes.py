@@ -138,8 +138,8 @@ class StopFlag:
 class ChildThread(threading.Thread):
     """A child that runs as a thread of this process, with the members of ``multiprocessing.Process``
     that the group uses. ``exitcode`` is 0 once ``target`` returned, 1 if it raised or exited (the
-    target reports its own error). It has no ``pid``, and cannot be terminated: it ends when the stop
-    event is set."""
+    target reports its own error). It has no ``pid``, and cannot be terminated: it ends when the group's
+    :class:`StopFlag` is set."""
 
     pid = None
     exitcode: int | None = None
@@ -153,7 +153,7 @@ class ChildThread(threading.Thread):
             self.exitcode = 0
 
     def terminate(self) -> None:
-        """Nothing: a thread cannot be ended from outside (it checks the stop event at every step)."""
+        """Nothing: a thread cannot be ended from outside (it checks the stop flag at every step)."""
 
 
 @dataclass
