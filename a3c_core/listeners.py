@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import threading
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,14 @@ GIF_MAX_FRAMES = 1200
 KINDS = {"eval": "evals", "episode": "episodes", "losses": "losses", "error": "errors"}
 
 
+def compact(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its keys and text values as the one shared copy of each string (``sys.intern``).
+
+    A record unpickled from a queue brings its own copy of every key, and a Catch run sends tens of
+    thousands of episodes: kept as they came they take about 950 bytes each, compacted about 410."""
+    return {sys.intern(key): sys.intern(value) if type(value) is str else value for key, value in record.items()}
+
+
 @dataclass
 class History:
     """Everything reported so far, as plain lists of dicts (checkpoint- and JSON-safe).
@@ -50,7 +59,7 @@ class History:
 
     def __call__(self, record: dict[str, Any]) -> None:
         if record["kind"] in KINDS:
-            getattr(self, KINDS[record["kind"]]).append(record)
+            getattr(self, KINDS[record["kind"]]).append(compact(record))
 
     def summary(self) -> dict[str, Any]:
         """Counts and rewards: episodes, the evaluator's latest score and mean of its last 10, each
@@ -78,7 +87,7 @@ class History:
 
     @classmethod
     def from_dict(cls, values: dict[str, list[dict[str, Any]]]) -> "History":
-        return cls(**{name: list(values.get(name, [])) for name in KINDS.values()})
+        return cls(**{name: [compact(record) for record in values.get(name, [])] for name in KINDS.values()})
 
 
 class MetricsFile:

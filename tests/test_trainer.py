@@ -8,10 +8,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +22,7 @@ import pytest
 
 from a3c_core import A3CConfig, Trainer
 from a3c_core.checkpoint import CheckpointError
+from a3c_core.listeners import History
 from a3c_core.loggers import open_loggers, scalars
 
 
@@ -299,3 +302,23 @@ def test_a_script_that_ends_while_the_limit_stop_is_saving_still_gets_its_checkp
     subprocess.run([sys.executable, "-c", SCRIPT_THAT_ENDS, str(tmp_path), str(Path(__file__).parent)],
                    check=True, timeout=120)
     assert len(list((tmp_path / "run" / "checkpoints").glob("step-*.pt"))) == 1
+
+
+def test_the_history_keeps_thousands_of_episodes_compactly() -> None:
+    """A Catch run sends tens of thousands of episode records, each unpickled with its own copy of every
+    key: the history keeps one copy of each key and name, about 410 bytes a record instead of 950."""
+    sent = [pickle.dumps({"kind": "episode", "source": "worker 0", "rank": 0, "steps": 30 * i, "time": 1e9 + i,
+                          "reward": float(i % 5), "length": 9, "score": float(i % 5), "elapsed": float(i)})
+            for i in range(2000)]
+    history = History()
+    tracemalloc.start()
+    try:
+        for blob in sent:
+            history(pickle.loads(blob))
+        size = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert size / len(sent) < 500, size / len(sent)
+    assert history.episodes[7] == pickle.loads(sent[7]) and len(history.episodes) == len(sent)
+    first, last = history.episodes[0], history.episodes[-1]
+    assert all(a is b for a, b in zip(first, last)) and first["source"] is last["source"]
