@@ -4,6 +4,7 @@ and whether it ends without a traceback.
     .venv/bin/python benchmarks/lab_run_all.py                          # every notebook
     .venv/bin/python benchmarks/lab_run_all.py 00_setup 05_training_live
     .venv/bin/python benchmarks/lab_run_all.py --make                   # a fresh clone, started by `make lab`
+    .venv/bin/python benchmarks/lab_run_all.py --busy 2 --out benchmarks/results/lab_run_all_loaded.json
 
 The notebooks run with their committed parameters (not the tests' smoke mode), in a copy under
 ``--work`` (with links to ``data/`` and ``benchmarks/``), so the checkout's notebooks stay without
@@ -15,12 +16,17 @@ the code cells that ran, the error outputs (tracebacks) and the stderr outputs. 
 shut down, and any process it leaves behind is reported (and stopped).
 
 Writes the results to ``--out`` (JSON, after every notebook) and prints a markdown table, with the
-machine's load beside it (minutes depend on it).
+machine's load beside it (minutes depend on it). ``--busy N`` runs N busy loops (one core each) for the
+whole measurement, as on a machine that others share. The series states one set of times, these two
+(``benchmarks/results/lab_run_all.json`` idle, ``lab_run_all_loaded.json`` beside two busy loops):
+the README's table and each notebook's first cell (:data:`PROMISE`), checked by
+``tests/test_time_table.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -30,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -40,6 +46,8 @@ from lab import (CHROMIUM, CHROMIUM_ARGS, group_members, interrupt_kernels, jupy
 #: The prompt of a cell that ran or is queued/running: "[3]:" or "[*]:" (not "[ ]:").
 STARTED = re.compile(r"\[(\*|\d+)\]:")
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+#: What each notebook's first cell says of its Run All, with :func:`duration` of the two measurements.
+PROMISE = "*Run All* takes {idle} on 2 idle cores, {loaded} beside two busy loops"
 
 
 def prepare(work: Path, make: bool) -> tuple[Path, Path | None]:
@@ -129,6 +137,7 @@ def _run_in(page: Any, lab: dict[str, Any], path: Path, timeout: float, shots: P
 
 
 def duration(seconds: float) -> str:
+    """``42.3`` -> ``"42 s"``; ``150`` -> ``"2.5 min"``."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
@@ -141,6 +150,18 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """``count`` processes that each keep one core busy, stopped on leaving."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,6 +171,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds one notebook may take (default 900)")
     parser.add_argument("--work", type=Path, help="folder for the copy, settings and screenshots (default: temporary)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab_run_all.json")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="run N busy loops beside the measurement, one core each (default 0)")
     args = parser.parse_args()
     names = [name.removesuffix(".ipynb") for name in args.notebooks] or NOTEBOOKS
     unknown = [name for name in names if name not in NOTEBOOKS]
@@ -163,6 +186,8 @@ def main() -> int:
         parser.error("Playwright is not installed in this environment: pip install -e '.[test]'")
     if args.timeout <= 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if not 0 <= args.busy <= 64:
+        parser.error(f"--busy must be a number of busy loops from 0 to 64, got {args.busy}")
 
     work = args.work or Path(tempfile.mkdtemp(prefix="lab-run-all-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -172,10 +197,12 @@ def main() -> int:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     record: dict[str, Any] = {"commit": commit, "make": args.make, "user": os.environ.get("USER") or str(os.geteuid()),
-                              "cores": os.cpu_count(), "load_before": os.getloadavg()[0], "results": []}
-    print(f"JupyterLab on {served}" + (" (make lab: builds the environment first)" if args.make else ""), flush=True)
+                              "cores": os.cpu_count(), "busy_loops": args.busy, "load_before": os.getloadavg()[0],
+                              "results": []}
+    print(f"JupyterLab on {served}" + (" (make lab: builds the environment first)" if args.make else "")
+          + (f", beside {args.busy} busy loops" if args.busy else ""), flush=True)
     start = time.monotonic()
-    with jupyterlab(served, work, make_in) as lab:
+    with busy_loops(args.busy), jupyterlab(served, work, make_in) as lab:
         record["server_start_seconds"] = round(time.monotonic() - start, 1)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)

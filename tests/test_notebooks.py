@@ -15,6 +15,7 @@ the executed notebooks land in ``tests/output/notebooks/`` for a look after a fa
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ HANG_FACTOR = 5
 KERNEL_NAME = "a3c-lab-test"
 
 RUN_TIMES: dict[str, float] = {}
+#: A warning as Python's ``warnings`` module prints it: ``file.py:40: UserWarning: text``.
+PYTHON_WARNING = re.compile(r"^.*:\d+: \w*Warning: .*$", re.MULTILINE)
 
 
 def lab_metadata(nb: nbformat.NotebookNode) -> dict:
@@ -177,6 +180,9 @@ def test_notebook_runs_in_smoke_mode(path: Path, kernel_dir: Path) -> None:
     print(f"{path.name}: {run.seconds:.1f} s in smoke mode, {run.cpu_seconds:.1f} s of the kernel's CPU")
     assert run.cpu_seconds <= run.limit, (f"{path.name}'s kernel used {run.cpu_seconds:.0f} s of CPU in smoke mode, "
                                           f"more than its {run.limit:.0f} s")
+    warned = [match.group(0) for cell in run.nb.cells if cell.cell_type == "code" for output in cell.outputs
+              if output.get("name") == "stderr" for match in PYTHON_WARNING.finditer(output.text)]
+    assert not warned, f"{path.name} shows a student Python's warnings (a red box that reads as an error): {warned}"
 
 
 @pytest.mark.slow  # runs the notebook, every cell twice
