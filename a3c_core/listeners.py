@@ -39,8 +39,8 @@ KINDS = {"eval": "evals", "episode": "episodes", "losses": "losses", "error": "e
 def compact(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with its keys and text values as the one shared copy of each string (``sys.intern``).
 
-    A record unpickled from a queue brings its own copy of every key, and a Catch run sends tens of
-    thousands of episodes: kept as they came they take about 950 bytes each, compacted about 410."""
+    A record unpickled from a queue brings its own copy of every key, and an hour of Catch at one worker's
+    speed sends about 60,000 episodes: kept as they came they take about 950 bytes each, compacted 410."""
     return {sys.intern(key): sys.intern(value) if type(value) is str else value for key, value in record.items()}
 
 

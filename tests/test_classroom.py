@@ -36,11 +36,11 @@ STUDENTS = int(os.environ.get("A3C_CLASS_SIZE", "8"))
 CATCH_MINUTES = 40
 #: Memory of one student's training (kernel with the evaluator's thread, fork server, worker), proportional
 #: set size: at most this, so that it does not grow unnoticed. It is not the courses issue's goal of 0.5 GB,
-#: which the class meets only when its runs are short: a class of 8 measured 477-485 MB per student with a
-#: test run beside it and 490-504 MB beside two busy loops (2026-12-07), and a student's kernel grows by
-#: 3-4 MB a minute while Catch trains (every worker episode's record, and the dashboard's redraws), so a
-#: slower class measures more. The kernel and the fork server each hold torch's start-up state (about 0.14 GB
-#: of private memory apiece that no fork can share). benchmarks/HISTORY.md, "The evaluator as a thread".
+#: which most students of a class meet and some do not: a class of 8 measured 477-485 MB per student with a
+#: test run beside it (2026-12-07) and 490-508 MB beside two busy loops (2026-12-08). A kernel takes about
+#: 20 MB more once the dashboard has drawn (matplotlib's first plots), and the kernel and the fork server
+#: each hold torch's start-up state (about 0.13 GB of private memory apiece that no fork can share).
+#: benchmarks/HISTORY.md, "Where a student's memory goes".
 PSS_BAR = 0.6e9
 OUTPUT = REPO / "tests" / "output" / "classroom.json"
 

@@ -305,7 +305,7 @@ def test_a_script_that_ends_while_the_limit_stop_is_saving_still_gets_its_checkp
 
 
 def test_the_history_keeps_thousands_of_episodes_compactly() -> None:
-    """A Catch run sends tens of thousands of episode records, each unpickled with its own copy of every
+    """An hour of Catch sends about 60,000 episode records, each unpickled with its own copy of every
     key: the history keeps one copy of each key and name, about 410 bytes a record instead of 950."""
     sent = [pickle.dumps({"kind": "episode", "source": "worker 0", "rank": 0, "steps": 30 * i, "time": 1e9 + i,
                           "reward": float(i % 5), "length": 9, "score": float(i % 5), "elapsed": float(i)})
