@@ -40,6 +40,8 @@ KERNEL_NAME = "a3c-lab-test"
 RUN_TIMES: dict[str, float] = {}
 #: A warning as Python's ``warnings`` module prints it: ``file.py:40: UserWarning: text``.
 PYTHON_WARNING = re.compile(r"^.*:\d+: \w*Warning: .*$", re.MULTILINE)
+#: A float printed with all its digits (``'elapsed': 13.449915885925293``), with a little context.
+RAW_FLOAT = re.compile(r".{0,30}\d\.\d{7,}")
 
 
 def lab_metadata(nb: nbformat.NotebookNode) -> dict:
@@ -183,6 +185,8 @@ def test_notebook_runs_in_smoke_mode(path: Path, kernel_dir: Path) -> None:
     warned = [match.group(0) for cell in run.nb.cells if cell.cell_type == "code" for output in cell.outputs
               if output.get("name") == "stderr" for match in PYTHON_WARNING.finditer(output.text)]
     assert not warned, f"{path.name} shows a student Python's warnings (a red box that reads as an error): {warned}"
+    raw = [match.group(0) for match in RAW_FLOAT.finditer(run.text)]
+    assert not raw, f"{path.name} prints numbers nobody reads to the last digit (round them): {raw}"
 
 
 @pytest.mark.slow  # runs the notebook, every cell twice
