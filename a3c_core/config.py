@@ -108,7 +108,10 @@ class A3CConfig:
 
     # --- A3C ---
     workers: int = knob(8, "training processes that update the shared model", within=(1, 256))
-    rollout_steps: int = knob(30, "agent steps between two gradient updates of a worker", within=(1, 100_000))
+    games_per_worker: int = knob(1, "games each worker plays at once: one batched forward per step for all of them, "
+                                    "one update for all their rollouts (notebook 04)", within=(1, 32))
+    rollout_steps: int = knob(30, "agent steps of each game between two gradient updates of a worker",
+                              within=(1, 100_000))
     gamma: float = knob(0.99, "discount factor", within=(0, 1))
     gae_lambda: float = knob(1.0, "GAE lambda; 1.0 gives the plain n-step advantage R - V", within=(0, 1))
     lr: float = knob(3e-4, "Adam learning rate of the shared optimizer (3e-4: every measured run in "

@@ -5,6 +5,7 @@ and whether it ends without a traceback.
     .venv/bin/python benchmarks/lab_run_all.py 00_setup 05_training_live
     .venv/bin/python benchmarks/lab_run_all.py --make                   # a fresh clone, started by `make lab`
     .venv/bin/python benchmarks/lab_run_all.py --busy 2 --out benchmarks/results/lab_run_all_loaded.json
+    .venv/bin/python benchmarks/lab_run_all.py 04_loss --merge          # one changed notebook, measured again
 
 The notebooks run with their committed parameters (not the tests' smoke mode), in a copy under
 ``--work`` (with links to ``data/`` and ``benchmarks/``), so the checkout's notebooks stay without
@@ -20,7 +21,9 @@ machine's load beside it (minutes depend on it). ``--busy N`` runs N busy loops 
 whole measurement, as on a machine that others share. The series states one set of times, these two
 (``benchmarks/results/lab_run_all.json`` idle, ``lab_run_all_loaded.json`` beside two busy loops):
 the README's table and each notebook's first cell (:data:`PROMISE`), checked by
-``tests/test_time_table.py``.
+``tests/test_time_table.py``. ``--merge`` measures the named notebooks again into ``--out``'s record, in
+place of their earlier results (each result says the commit it was measured at), under the record's own
+``--busy`` count: a notebook whose code changed is measured again without measuring all ten.
 """
 
 from __future__ import annotations
@@ -150,6 +153,20 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge_into(path: Path, busy: int, names: list[str], refuse: Any) -> dict[str, Any]:
+    """The record in ``path`` without the results of ``names`` (measured again next); ``refuse(message)``
+    if there is no such record or it was measured beside another number of busy loops."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        refuse(f"--merge needs an earlier record in {path}: {error}")
+    if record.get("busy_loops", 0) != busy or record.get("cores") != os.cpu_count():
+        refuse(f"{path} was measured beside {record.get('busy_loops', 0)} busy loops on {record.get('cores')} cores; "
+               f"measure again with --busy {record.get('busy_loops', 0)} on such a machine, or all notebooks anew")
+    record["results"] = [r for r in record["results"] if r["notebook"] not in names]
+    return record
+
+
 @contextlib.contextmanager
 def busy_loops(count: int) -> Iterator[None]:
     """``count`` processes that each keep one core busy, stopped on leaving."""
@@ -171,6 +188,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds one notebook may take (default 900)")
     parser.add_argument("--work", type=Path, help="folder for the copy, settings and screenshots (default: temporary)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "lab_run_all.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="put the named notebooks' new results into --out's record in place of their old ones")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="run N busy loops beside the measurement, one core each (default 0)")
     args = parser.parse_args()
@@ -199,6 +218,9 @@ def main() -> int:
     record: dict[str, Any] = {"commit": commit, "make": args.make, "user": os.environ.get("USER") or str(os.geteuid()),
                               "cores": os.cpu_count(), "busy_loops": args.busy, "load_before": os.getloadavg()[0],
                               "results": []}
+    started_at_load = record["load_before"]
+    if args.merge:
+        record = merge_into(args.out, args.busy, names, parser.error)
     print(f"JupyterLab on {served}" + (" (make lab: builds the environment first)" if args.make else "")
           + (f", beside {args.busy} busy loops" if args.busy else ""), flush=True)
     start = time.monotonic()
@@ -208,9 +230,12 @@ def main() -> int:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 for name in names:
+                    load_before = os.getloadavg()[0]
                     print(f"  {name}: Run All ...", end="", flush=True)
-                    result = run_notebook(browser, lab, name, args.timeout, shots)
+                    result = {**run_notebook(browser, lab, name, args.timeout, shots), "commit": commit,
+                              "load_before": round(load_before, 2)}
                     record["results"].append(result)
+                    record["results"].sort(key=lambda r: NOTEBOOKS.index(r["notebook"]))
                     print(f" {result['status']} in {duration(result['seconds'])}, {result['ran']}/"
                           f"{result['code_cells']} cells, {len(result['errors'])} tracebacks", flush=True)
                     for line in result["errors"]:
@@ -221,10 +246,11 @@ def main() -> int:
             finally:
                 browser.close()
     print(f"\nJupyterLab answered after {record['server_start_seconds']:.0f} s; load average "
-          f"{record['load_before']:.1f} before, {record.get('load_after', 0):.1f} after, on {record['cores']} cores; "
+          f"{started_at_load:.1f} before, {record.get('load_after', 0):.1f} after, on {record['cores']} cores; "
           f"commit {commit}; screenshots in {shots}\n")
-    print(table(record["results"]))
-    failed = [r for r in record["results"] if r["status"] != "finished" or r["errors"] or r["ran"] < r["code_cells"]]
+    print(table([r for r in record["results"] if r["notebook"] in names]))
+    failed = [r for r in record["results"] if r["notebook"] in names
+              and (r["status"] != "finished" or r["errors"] or r["ran"] < r["code_cells"])]
     return 1 if failed else 0
 
 

@@ -12,14 +12,17 @@ bandwidth, clock boost). The gap between that and the real run is what A3C's own
 
     .venv/bin/python benchmarks/throughput.py                      # seed and fast presets, Pong
     .venv/bin/python benchmarks/throughput.py --presets fast --workers 2 4 --seconds 20 --repeats 5
+    .venv/bin/python benchmarks/throughput.py --presets fast --workers 2 --games 1 8 16 \
+        --out benchmarks/results/throughput_games.json                                 # games per worker
 
 Each number is the median over ``--repeats`` measurements; the ceiling and the N-worker runs of a
-preset alternate within one repeat, so that a busy machine slows both alike.
+preset, for each ``--games`` count, alternate within one repeat, so that a busy machine slows all alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import statistics
@@ -145,47 +148,74 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-steps-per-second", type=float, default=A3CConfig().eval_steps_per_second,
                         help="pace of the greedy evaluator in the worker runs (the dashboard's default)")
+    parser.add_argument("--games", nargs="+", type=int, default=None,
+                        help="games per worker to measure (default: each preset's own)")
+    parser.add_argument("--out", type=Path, help="also write the table and every measurement here (JSON)")
     parser.add_argument("--independent", action="store_true",
                         help="also measure min(workers, cores) independent ceiling loops running at once")
     args = parser.parse_args()
     cores = usable_cores()
+    load_before = os.getloadavg()[0]
     worker_counts = args.workers or sorted({cores, 8})
 
-    rows = []
+    rows, measurements = [], []
     for preset in args.presets:
-        config = A3CConfig.preset(preset, game=args.game, eval_steps_per_second=args.eval_steps_per_second)
-        frame_skip = 1 if config.game == "catch" else config.frame_skip
-        ceiling: list[float] = []
-        runs: dict[int, list[float]] = {n: [] for n in worker_counts}
+        base = A3CConfig.preset(preset, game=args.game, eval_steps_per_second=args.eval_steps_per_second)
+        game_counts = args.games or [base.games_per_worker]
+        for games in game_counts:
+            try:
+                base.replace(games_per_worker=games)
+            except ValueError as error:
+                parser.error(str(error))
+        frame_skip = 1 if base.game == "catch" else base.frame_skip
         parallel_counts = sorted({min(n, cores) for n in worker_counts} - {1}) if args.independent else []
-        parallel: dict[int, list[float]] = {n: [] for n in parallel_counts}
+        ceiling: dict[int, list[float]] = {games: [] for games in game_counts}
+        parallel = {(games, n): [] for games in game_counts for n in parallel_counts}
+        runs = {(games, n): [] for games in game_counts for n in worker_counts}
         for repeat in range(args.repeats):
-            ceiling.append(single_process_ceiling(config, args.seconds))
+            for games in game_counts:
+                config = base.replace(games_per_worker=games)
+                ceiling[games].append(single_process_ceiling(config, args.seconds))
+                for n in parallel_counts:
+                    parallel[games, n].append(independent_ceilings(config, args.seconds, n))
+                shares = []
+                for n in worker_counts:
+                    cpu: dict[str, float] = {}
+                    runs[games, n].append(multi_process(config.replace(workers=n), args.seconds, cpu=cpu))
+                    shares.append(f"{n} workers {runs[games, n][-1]:.0f} (CPU: workers {cpu['workers']:.0%}, "
+                                  f"parent with the evaluator {cpu['parent']:.0%} of a core)")
+                measurements.append({"preset": preset, "games_per_worker": games, "repeat": repeat + 1,
+                                     "ceiling": round(ceiling[games][-1]),
+                                     **{f"{n} independent": round(parallel[games, n][-1]) for n in parallel_counts},
+                                     **{f"{n} workers": round(runs[games, n][-1]) for n in worker_counts}})
+                print(f"[{preset}, {games} game{'s' if games > 1 else ''} per worker, repeat {repeat + 1}/{args.repeats}] ceiling "
+                      f"{ceiling[games][-1]:.0f} steps/s; "
+                      + "".join(f"{n} independent {parallel[games, n][-1]:.0f}, " for n in parallel_counts)
+                      + ", ".join(shares), flush=True)
+        for games in game_counts:
+            one = statistics.median(ceiling[games])
+            rows.append((preset, games, "1 (no multiprocessing)", one, one * frame_skip, ""))
             for n in parallel_counts:
-                parallel[n].append(independent_ceilings(config, args.seconds, n))
-            shares = []
+                rate = statistics.median(parallel[games, n])
+                rows.append((preset, games, f"{n} independent ceilings", rate, rate * frame_skip,
+                             f"{rate / (n * one):.0%}"))
             for n in worker_counts:
-                cpu: dict[str, float] = {}
-                runs[n].append(multi_process(config.replace(workers=n), args.seconds, cpu=cpu))
-                shares.append(f"{n} workers {runs[n][-1]:.0f} (CPU: workers {cpu['workers']:.0%}, "
-                              f"parent with the evaluator {cpu['parent']:.0%} of a core)")
-            print(f"[{preset} repeat {repeat + 1}/{args.repeats}] ceiling {ceiling[-1]:.0f} steps/s; "
-                  + "".join(f"{n} independent {parallel[n][-1]:.0f}, " for n in parallel_counts)
-                  + ", ".join(shares), flush=True)
-        one = statistics.median(ceiling)
-        rows.append((preset, "1 (no multiprocessing)", one, one * frame_skip, ""))
-        for n in parallel_counts:
-            rate = statistics.median(parallel[n])
-            rows.append((preset, f"{n} independent ceilings", rate, rate * frame_skip, f"{rate / (n * one):.0%}"))
-        for n in worker_counts:
-            rate = statistics.median(runs[n])
-            rows.append((preset, f"{n} workers", rate, rate * frame_skip, f"{rate / (min(n, cores) * one):.0%}"))
+                rate = statistics.median(runs[games, n])
+                rows.append((preset, games, f"{n} workers", rate, rate * frame_skip,
+                             f"{rate / (min(n, cores) * one):.0%}"))
 
     print(f"\n{args.game}, {cores} cores, {args.seconds:.0f} s per measurement, median of {args.repeats}")
-    print("| preset | processes | agent steps/s | frames/s | of min(workers, cores) x ceiling |")
-    print("|---|---|---:|---:|---:|")
-    for preset, what, steps, frames, share in rows:
-        print(f"| {preset} | {what} | {steps:,.0f} | {frames:,.0f} | {share} |")
+    print("| preset | games per worker | processes | agent steps/s | frames/s | of min(workers, cores) x ceiling |")
+    print("|---|---:|---|---:|---:|---:|")
+    for preset, games, what, steps, frames, share in rows:
+        print(f"| {preset} | {games} | {what} | {steps:,.0f} | {frames:,.0f} | {share} |")
+    if args.out:
+        args.out.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d %H:%M"), "game": args.game, "cores": cores, "seconds": args.seconds,
+            "repeats": args.repeats, "load_before": round(load_before, 2),
+            "rows": [{"preset": preset, "games_per_worker": games, "processes": what, "steps_per_second": round(steps),
+                      "share": share} for preset, games, what, steps, frames, share in rows],
+            "measurements": measurements}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -50,21 +50,31 @@ def test_time_to_score_writes_the_curve_the_plot_and_a_table_row(tmp_path):
 def test_throughput_measures_the_ceiling_independent_loops_and_workers_with_their_cpu_shares(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--game", "catch", "--presets", "catch",
-         "--workers", "2", "--seconds", "2", "--repeats", "1", "--independent"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+         "--workers", "2", "--seconds", "2", "--repeats", "1", "--independent", "--games", "1", "3",
+         "--out", str(tmp_path / "throughput.json")],
+        capture_output=True, text=True, timeout=360, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = {line.split(" | ")[1]: line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| catch |")}
-    assert list(rows) == ["1 (no multiprocessing)", "2 independent ceilings", "2 workers"]
-    ceiling = float(rows["1 (no multiprocessing)"][2].replace(",", ""))
-    assert ceiling > 50, f"the single-process ceiling ran at {ceiling} steps/s"
-    for what in ("2 independent ceilings", "2 workers"):
-        assert float(rows[what][2].replace(",", "")) > 0 and rows[what][4].rstrip(" |").endswith("%")
-    (progress,) = [line for line in result.stdout.splitlines() if line.startswith("[catch repeat 1/1]")]
+    rows = {tuple(line.split(" | ")[1:3]): line.split(" | ") for line in result.stdout.splitlines()
+            if line.startswith("| catch |")}
+    assert list(rows) == [(games, what) for games in ("1", "3")
+                          for what in ("1 (no multiprocessing)", "2 independent ceilings", "2 workers")]
+    for games in ("1", "3"):
+        ceiling = float(rows[games, "1 (no multiprocessing)"][3].replace(",", ""))
+        assert ceiling > 50, f"the single-process ceiling ran at {ceiling} steps/s with {games} games per worker"
+        for what in ("2 independent ceilings", "2 workers"):
+            assert float(rows[games, what][3].replace(",", "")) > 0 and rows[games, what][5].rstrip(" |").endswith("%")
+    record = json.loads((tmp_path / "throughput.json").read_text())
+    assert [(str(row["games_per_worker"]), row["processes"], f"{row['steps_per_second']:,}") for row in record["rows"]] == [
+        (games, what, row[3]) for (games, what), row in rows.items()]
+    assert [(m["games_per_worker"], m["repeat"]) for m in record["measurements"]] == [(1, 1), (3, 1)]
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[catch, ")]
+    assert [line.split(" repeat")[0] for line in progress] == ["[catch, 1 game per worker,", "[catch, 3 games per worker,"]
     # What share of the cores the (niced) workers get depends on what else runs: 19 % beside a training run
     # and two notebook runs (load 10), 190 % on an idle machine. The test checks the measurement: a real
     # share, at most the two cores.
-    share = float(progress.split("CPU: workers ")[1].split("%")[0])
-    assert 0 < share <= 210, f"two workers on two cores cannot use {share}% of a core"
+    for line in progress:
+        share = float(line.split("CPU: workers ")[1].split("%")[0])
+        assert 0 < share <= 210, f"two workers on two cores cannot use {share}% of a core"
 
 
 def test_time_to_score_stops_cleanly_on_sigterm_and_trains_for_minutes_more_on_resume(tmp_path):

@@ -176,16 +176,38 @@ def test_dashboard_lives_in_jupyterlab_and_stops_from_its_button(lab: dict) -> N
 
 
 def test_run_all_in_jupyterlab_times_a_notebook_and_finds_no_traceback(tmp_path: Path) -> None:
-    """benchmarks/lab_run_all.py on notebook 00: Run All from the menu, every cell ran, nothing left behind."""
+    """benchmarks/lab_run_all.py on notebook 00: Run All from the menu, every cell ran, nothing left behind;
+    with --merge the new result takes the old one's place in the record and the others stay."""
     require_chromium()
     out = tmp_path / "run_all.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lab_run_all.py"), "00_setup", "--out", str(out),
-                             "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=600)
+    kept = {"notebook": "01_observations", "status": "finished", "seconds": 4.1, "ran": 9, "code_cells": 9,
+            "errors": [], "stderr": []}
+    out.write_text(json.dumps({"commit": "old", "cores": os.cpu_count(), "busy_loops": 0, "results": [
+        kept, {**kept, "notebook": "00_setup", "seconds": 999.0}]}))
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lab_run_all.py"), "00_setup", "--merge",
+                             "--out", str(out), "--work", str(tmp_path / "work")], capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    (measured,) = json.loads(out.read_text())["results"]
+    record = json.loads(out.read_text())
+    measured, other = record["results"]
+    assert other == kept and record["commit"] == "old"
+    assert measured["notebook"] == "00_setup" and measured["commit"] not in ("", "old")
     assert measured["status"] == "finished" and 0 < measured["seconds"] < 300
     assert measured["ran"] == measured["code_cells"] == 6 and measured["errors"] == [] and measured["processes_left"] == 0
-    assert "| 00_setup | " in result.stdout
+    assert "| 00_setup | " in result.stdout and "| 01_observations | " not in result.stdout
+
+
+def test_run_all_merges_only_into_a_record_measured_alike(tmp_path: Path) -> None:
+    require_chromium()
+    out = tmp_path / "run_all.json"
+    out.write_text(json.dumps({"commit": "old", "cores": os.cpu_count(), "busy_loops": 0, "results": []}))
+    for args, says in ((["--busy", "2"], "was measured beside 0 busy loops"), ([], "needs an earlier record")):
+        if not args:
+            out.unlink()
+        result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lab_run_all.py"), "00_setup", "--merge",
+                                 "--out", str(out), *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert says in result.stderr.splitlines()[-1]
 
 
 def test_run_all_reads_tracebacks_and_stderr_from_the_saved_notebook(tmp_path: Path) -> None:

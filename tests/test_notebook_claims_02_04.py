@@ -77,7 +77,11 @@ def test_notebook_04_one_update_moves_the_model_the_right_way(kernel_dir: Path) 
         "error": error, "agree": agree, "n_actions": len(names), "T": T,
         "entropy_min": float(entropies.detach().min()), "entropy_max": float(np.log(len(names))),
         "rewards": [r for r in rewards if r], "loop_lines": len(inspect.getsource(worker.train_loop).splitlines()),
-        "moved": moved, "lr": config.lr}""")
+        "moved": moved, "lr": config.lr, "games": [len(r.rewards) for r in rollouts],
+        "games_over": [r.episode_over for r in rollouts],
+        "games_sum": [float(getattr(worker.rollouts_loss(model, rollouts, config), part)) for part in ("total", "value")],
+        "games_parts": [[float(getattr(worker.rollout_loss(model, r, config), part)) for r in rollouts]
+                        for part in ("total", "value")]}""")
     error = got["error"]
     # "with the worker's learning rate ... the mean error fell"; "with LR_FACTOR times that rate ... the error grows"
     assert error["after"] < error["before"] < error["large"]
@@ -93,3 +97,9 @@ def test_notebook_04_one_update_moves_the_model_the_right_way(kernel_dir: Path) 
     assert len(got["moved"]) == 2
     for value in got["moved"].values():
         assert abs(value - got["lr"]) < 1e-3 * got["lr"], got["moved"]
+    # "several games per worker": three games, one rollout each, 30 steps unless its episode ended first;
+    # one update takes the sum of their losses
+    assert len(got["games"]) == 3
+    assert all(length == 30 or (length < 30 and over) for length, over in zip(got["games"], got["games_over"]))
+    for total, parts in zip(got["games_sum"], got["games_parts"]):
+        assert total == pytest.approx(sum(parts), rel=1e-5)

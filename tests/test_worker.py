@@ -43,35 +43,65 @@ def small_model() -> ActorCritic:
     return ActorCritic.from_config(CONFIG, n_actions=3)
 
 
-def test_hidden_state_is_reset_at_an_episode_end_and_detached_at_a_rollout_boundary(monkeypatch):
-    calls: list[tuple[torch.Tensor, worker.Rollout]] = []
-    collect = worker.collect_rollout
+@pytest.mark.parametrize("games", [1, 3])
+def test_hidden_state_is_reset_at_an_episode_end_and_detached_at_a_rollout_boundary(monkeypatch, games):
+    calls: list[tuple[torch.Tensor, list[worker.Rollout]]] = []
+    collect = worker.collect_rollouts
 
-    def spy(model, env, obs, hidden, steps):
-        rollout = collect(model, env, obs, hidden, steps)
-        calls.append((hidden, rollout))
-        return rollout
+    def spy(model, envs, obs, hidden, steps):
+        rollouts = collect(model, envs, obs, hidden, steps)
+        calls.append((hidden, rollouts))
+        return rollouts
 
-    monkeypatch.setattr(worker, "collect_rollout", spy)
-    run_train_loop(CONFIG, max_steps=4 * EPISODE_LENGTH)
-    assert not calls[0][0].any()  # the first episode starts from h = 0
+    monkeypatch.setattr(worker, "collect_rollouts", spy)
+    run_train_loop(CONFIG.replace(games_per_worker=games), max_steps=4 * EPISODE_LENGTH * games)
+    assert calls[0][0].shape == (games, CONFIG.hidden_size) and not calls[0][0].any()  # every game starts from h = 0
     continued = reset = 0
     for (_, before), (hidden, _) in zip(calls, calls[1:]):
         assert hidden.grad_fn is None and not hidden.requires_grad  # gradients stop at the boundary
-        if before.episode_over:
-            assert not hidden.any()  # a new episode, an empty memory
-            reset += 1
-        else:
-            assert before.hidden.grad_fn is not None  # the value is carried on, the graph is not
-            torch.testing.assert_close(hidden, before.hidden.detach())
-            continued += 1
-    assert reset >= 3 and continued >= 3
+        for game, rollout in enumerate(before):
+            if rollout.episode_over:
+                assert not hidden[game].any()  # a new episode, an empty memory
+                reset += 1
+            else:
+                assert rollout.hidden.grad_fn is not None  # the value is carried on, the graph is not
+                torch.testing.assert_close(hidden[game:game + 1], rollout.hidden.detach())
+                continued += 1
+    assert reset >= 3 * games and continued >= 3 * games
+
+
+def test_several_games_are_played_at_once_as_each_would_be_alone(small_model):
+    """One batched forward per step gives each game what the model gives it alone; a game stops at
+    the end of its episode while the others play on; one update is the sum of the games' losses."""
+    envs = [make_env(CONFIG.replace(max_episode_steps=7)), make_env(CONFIG), make_env(CONFIG)]
+    obs = [env.reset(seed=seed)[0] for env, seed in zip(envs, (0, 1, 2))]
+    start = torch.randn(3, CONFIG.hidden_size)
+    torch.manual_seed(0)
+    rollouts = worker.collect_rollouts(small_model, envs, obs, start, 30)
+    assert [len(r.rewards) for r in rollouts] == [7, 30, 30] and rollouts[0].truncated
+    for game, rollout in enumerate(rollouts):
+        hidden = start[game:game + 1]
+        for t, (state, action) in enumerate(zip(rollout.states, rollout.actions)):
+            alone = small_model.act(torch.from_numpy(state).unsqueeze(0), hidden, action=torch.tensor([action]))
+            torch.testing.assert_close(alone.value[0], rollout.values[t])
+            torch.testing.assert_close(alone.log_prob[0], rollout.log_probs[t])
+            hidden = alone.hidden
+        torch.testing.assert_close(hidden, rollout.hidden)
+    total = worker.rollouts_loss(small_model, rollouts, CONFIG)
+    parts = [worker.rollout_loss(small_model, rollout, CONFIG) for rollout in rollouts]
+    for name in total._fields:
+        torch.testing.assert_close(getattr(total, name), sum(getattr(part, name) for part in parts))
+
+
+def collect_one(model: ActorCritic, env, obs, steps: int) -> worker.Rollout:
+    """One game's rollout from ``obs`` with an empty memory."""
+    return worker.collect_rollouts(model, [env], [obs], model.initial_state(), steps)[0]
 
 
 def test_bootstrap_is_zero_only_when_the_game_terminated(small_model):
     env = make_env(CONFIG)
     obs, _ = env.reset(seed=0)
-    rollout = worker.collect_rollout(small_model, env, obs, small_model.initial_state(), 5)
+    rollout = collect_one(small_model, env, obs, 5)
     with torch.no_grad():
         _, value, _ = small_model(torch.from_numpy(rollout.next_obs).unsqueeze(0), rollout.hidden)
     assert value.abs().item() > 1e-4  # an untrained V(s_T) that cannot be mistaken for 0
@@ -86,7 +116,7 @@ def test_bootstrap_is_zero_only_when_the_game_terminated(small_model):
 def test_the_rollout_stops_at_the_end_of_a_game(small_model):
     env = make_env(CONFIG)
     obs, _ = env.reset(seed=0)
-    rollout = worker.collect_rollout(small_model, env, obs, small_model.initial_state(), 100)
+    rollout = collect_one(small_model, env, obs, 100)
     assert len(rollout.rewards) == len(rollout.values) == len(rollout.log_probs) == EPISODE_LENGTH
     assert rollout.terminated and not rollout.truncated and rollout.episode_over
     assert set(rollout.rewards) <= {-1.0, 0.0, 1.0}
@@ -96,13 +126,14 @@ def test_the_rollout_stops_at_the_end_of_a_game(small_model):
 def test_a_time_limit_truncates_the_rollout_and_is_bootstrapped(small_model):
     env = make_env(CONFIG.replace(max_episode_steps=7))
     obs, _ = env.reset(seed=0)
-    rollout = worker.collect_rollout(small_model, env, obs, small_model.initial_state(), 30)
+    rollout = collect_one(small_model, env, obs, 30)
     assert len(rollout.rewards) == 7
     assert rollout.truncated and not rollout.terminated and rollout.episode_over
     assert worker.bootstrap_value(small_model, rollout) != 0.0
 
 
-def test_the_step_counter_counts_every_agent_step(monkeypatch):
+@pytest.mark.parametrize("games", [1, 3])
+def test_the_step_counter_counts_every_agent_step(monkeypatch, games):
     env_steps = []
 
     def counting_env(config):
@@ -117,9 +148,12 @@ def test_the_step_counter_counts_every_agent_step(monkeypatch):
         return env
 
     monkeypatch.setattr(worker, "make_env", counting_env)
-    _, steps, records = run_train_loop(CONFIG, max_steps=100)
-    assert steps == len(env_steps) >= 100
-    assert sum(r["length"] for r in records if r["kind"] == "episode") == EPISODE_LENGTH * (steps // EPISODE_LENGTH)
+    _, steps, records = run_train_loop(CONFIG.replace(games_per_worker=games), max_steps=100 * games)
+    assert steps == len(env_steps) >= 100 * games
+    episodes = [r for r in records if r["kind"] == "episode"]
+    # the games play in lockstep, so each has played steps / games of them, in whole episodes and a part
+    assert len(episodes) == games * ((steps // games) // EPISODE_LENGTH)
+    assert all(r["length"] == EPISODE_LENGTH for r in episodes)
 
 
 def test_an_annealed_learning_rate_reaches_zero_and_the_shared_weights_then_stop_changing():
@@ -177,7 +211,8 @@ def test_the_reported_gradient_norm_is_the_mean_norm_before_clipping(monkeypatch
     assert min(reported) > 100 * config.max_grad_norm
 
 
-def test_a_worker_that_starts_in_the_middle_of_a_run_plays_new_games(monkeypatch):
+@pytest.mark.parametrize("games", [1, 2])
+def test_a_worker_that_starts_in_the_middle_of_a_run_plays_new_games(monkeypatch, games):
     seeds = []
 
     def recording_env(config):
@@ -187,19 +222,21 @@ def test_a_worker_that_starts_in_the_middle_of_a_run_plays_new_games(monkeypatch
         return env
 
     monkeypatch.setattr(worker, "make_env", recording_env)
-    config = CONFIG.replace(workers=3, seed=7)
+    config = CONFIG.replace(workers=3, seed=7, games_per_worker=games)
     firsts = []
     for rank, start in ((0, 0), (2, 0), (0, 990), (2, 990), (1, 4500)):
         seeds.clear()
         shared = ActorCritic.from_config(config, n_actions=3)
         steps = mp.Value("q", start)
-        run = link(config.replace(max_steps=start + 60), shared, SharedAdam(shared.parameters(), lr=1e-4), steps)
+        run = link(config.replace(max_steps=start + 60 * games), shared, SharedAdam(shared.parameters(), lr=1e-4), steps)
         worker.train_loop(rank, config, run, queue.Queue())
-        firsts.append(seeds[0])
-        assert seeds[0] == worker.game_seed(config, rank, start)
-    assert firsts[:2] == [7, 9]  # a fresh run: seed + rank, as always
-    assert len(set(firsts)) == len(firsts)  # a restart or a resume never replays a game seed
-    assert min(firsts[2:]) > evaluator.FINAL_SEED + 10**8  # and stays clear of the evaluator's games
+        firsts.append(seeds[:games])  # each game's first reset is seeded; later ones go on from there
+        assert seeds[:games] == worker.game_seeds(config, rank, start) and set(seeds[games:]) == {None}
+    # a fresh run: seed + rank as always for the first game, + workers for each further one
+    assert firsts[:2] == {1: [[7], [9]], 2: [[7, 10], [9, 12]]}[games]
+    every = [seed for first in firsts for seed in first]
+    assert len(set(every)) == len(every)  # no two games share a seed; a restart or a resume never replays one
+    assert min(seed for first in firsts[2:] for seed in first) > evaluator.FINAL_SEED + 10**8  # clear of the evaluator's
 
 
 def test_a_non_finite_loss_stops_the_loop_before_the_shared_weights_change():
