@@ -248,7 +248,7 @@ def test_09_only_the_transport_differs_and_the_checkpoint_moves_between_backends
     values, text = run_smoke("09_beyond_one_machine.ipynb", query)
     # section 2: the Ray worker runs the one loop with a ServerLink; the three transport changes are
     # in the two links' methods, each shown
-    assert "while link.pull(model):" in text and "link.push(model, len(rollout.rewards))" in text
+    assert "while link.pull(model):" in text and "link.push(model, steps)" in text
     assert "return train(self.rank, self.config, ServerLink(self.server), self.queue)" in text
     for local_line, ray_line in (("model.load_state_dict(self.shared_model.state_dict())", "load_flat(model, self.weights)"),
                                  ("copy_gradients(model, self.shared_model)",
